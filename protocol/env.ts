@@ -1,0 +1,151 @@
+/**
+ * The `PRPC_*` environment variables, read and validated in one place so that a
+ * bad value fails at start with a message naming the variable and the value.
+ *
+ * @module
+ */
+
+import { ConfigError } from "./errors.ts";
+
+/** Broker kinds prpc can talk to. */
+export type BrokerKind = "memory" | "redis" | "kafka" | "amqp";
+
+/** Every broker kind, in the order the docs list them. */
+export const BROKER_KINDS: readonly BrokerKind[] = ["memory", "redis", "kafka", "amqp"];
+
+/**
+ * Reads an environment variable. Returns `undefined` when it is unset, empty,
+ * or when the process has no permission to read it (a library must not prompt).
+ *
+ * @param name The variable, e.g. `"PRPC_QUEUE_NAME"`.
+ * @returns Its value, or `undefined`.
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    const state = Deno.permissions.querySync({ name: "env", variable: name }).state;
+    if (state !== "granted") return undefined;
+    const value = Deno.env.get(name);
+    return value === undefined || value.trim() === "" ? undefined : value.trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a whole-number setting comes from and what it may be. */
+export interface IntSettingSpec {
+  /** The value given in code; it wins over the environment. */
+  value: number | undefined;
+  /** Name of the code option, for messages. */
+  option: string;
+  /** The variable read when `value` is undefined. */
+  env: string;
+  /** The default when neither is set. */
+  fallback: number;
+  /** The smallest allowed value. */
+  min: number;
+}
+
+/**
+ * Reads a whole number from a code option or, when that is undefined, from a variable.
+ *
+ * @param spec The option, the variable, the default and the minimum.
+ * @returns The number.
+ * @throws {ConfigError} When the value is not a whole number `>= spec.min`.
+ */
+export function intSetting(spec: IntSettingSpec): number {
+  if (spec.value !== undefined) {
+    if (!Number.isSafeInteger(spec.value) || spec.value < spec.min) {
+      throw new ConfigError(
+        `Cannot use option ${spec.option} as a whole number >= ${spec.min}: current value is ${spec.value}`,
+      );
+    }
+    return spec.value;
+  }
+  const raw = readEnv(spec.env);
+  if (raw === undefined) return spec.fallback;
+  const value = Number(raw);
+  if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value) || value < spec.min) {
+    throw new ConfigError(
+      `Cannot read ${spec.env} as a whole number >= ${spec.min}: current value is ${
+        JSON.stringify(raw)
+      }`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Reads a yes/no setting from an option or a variable (`true`/`false`, `1`/`0`, `yes`/`no`).
+ *
+ * @param option The value given in code, which wins over the environment.
+ * @param name The variable to read otherwise.
+ * @param fallback The default when neither is set.
+ * @returns The flag.
+ * @throws {ConfigError} When the variable holds anything else.
+ */
+export function boolSetting(option: boolean | undefined, name: string, fallback: boolean): boolean {
+  if (option !== undefined) return option;
+  const raw = readEnv(name);
+  if (raw === undefined) return fallback;
+  const lower = raw.toLowerCase();
+  if (["1", "true", "yes", "on"].includes(lower)) return true;
+  if (["0", "false", "no", "off"].includes(lower)) return false;
+  throw new ConfigError(
+    `Cannot read ${name} as true or false: current value is ${JSON.stringify(raw)}`,
+  );
+}
+
+/**
+ * Resolves the broker kind from an option, else `PRPC_TYPE_BROKER`, else `"memory"`.
+ *
+ * @param option The value given in code.
+ * @returns The broker kind.
+ * @throws {ConfigError} When the value names no known broker.
+ */
+export function brokerKindSetting(option: string | undefined): BrokerKind {
+  const fromEnv = option === undefined;
+  const raw = option ?? readEnv("PRPC_TYPE_BROKER") ?? "memory";
+  const kind = raw.toLowerCase();
+  if ((BROKER_KINDS as readonly string[]).includes(kind)) return kind as BrokerKind;
+  const where = fromEnv ? "PRPC_TYPE_BROKER" : "option broker";
+  throw new ConfigError(
+    `Cannot use ${where} as a broker: current value is ${JSON.stringify(raw)}; expected one of ${
+      BROKER_KINDS.join(", ")
+    }`,
+  );
+}
+
+const QUEUE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,200}$/;
+
+/**
+ * Resolves the queue name from an option, else `PRPC_QUEUE_NAME`, else `"task_prpc"`.
+ * Names are limited to letters, digits, `.`, `_` and `-` (at most 200), which every
+ * broker accepts as part of a queue, stream, key or topic name.
+ *
+ * @param option The value given in code.
+ * @returns The queue name.
+ * @throws {ConfigError} When the name has other characters.
+ */
+export function queueNameSetting(option: string | undefined): string {
+  const fromEnv = option === undefined;
+  const name = option ?? readEnv("PRPC_QUEUE_NAME") ?? "task_prpc";
+  if (!QUEUE_NAME_PATTERN.test(name)) {
+    const where = fromEnv ? "PRPC_QUEUE_NAME" : "option queue";
+    throw new ConfigError(
+      `Cannot use ${where} as a queue name: current value is ${
+        JSON.stringify(name)
+      }; use 1 to 200 letters, digits, ".", "_" or "-"`,
+    );
+  }
+  return name;
+}
+
+/**
+ * Resolves the broker URL from an option, else `PRPC_URL_BROKER`.
+ *
+ * @param option The value given in code.
+ * @returns The URL, or `undefined` for the broker's default.
+ */
+export function brokerUrlSetting(option: string | undefined): string | undefined {
+  return option ?? readEnv("PRPC_URL_BROKER");
+}

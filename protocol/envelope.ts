@@ -1,0 +1,281 @@
+/**
+ * The messages on the wire: PRPC's request and result objects, plus the
+ * optional fields prpc adds to native messages. `docs/PROTOCOL.md` is the
+ * reference for other languages.
+ *
+ * @module
+ */
+
+import type { WireError } from "./errors.ts";
+
+/** Version of the native additions, sent as field `prpc`. */
+export const PROTOCOL_VERSION = 1;
+
+/** The two request queues of a queue name: native (prpc clients) and raw (other languages). */
+export type QueueKind = "native" | "raw";
+
+/** A request as it travels (PRPC fields plus prpc's optional ones). */
+export interface RequestMessage {
+  /** Name of the registered function. */
+  func_name: string;
+  /** Positional arguments. */
+  func_args: unknown[];
+  /** Keyword arguments, bound to parameters by name. */
+  func_kwargs: Record<string, unknown>;
+  /** Canonical lowercase UUID that identifies the call and names its result. */
+  message_id: string;
+  /** When the caller created the request (ISO 8601 with offset). */
+  date_create_message?: string;
+  /** prpc: broker address where the caller waits for the result. */
+  reply_to?: string;
+  /** prpc: epoch milliseconds after which the caller no longer waits; the server skips it then. */
+  deadline_ms?: number;
+  /** prpc: version of prpc's additions. */
+  prpc?: number;
+}
+
+/** A result as it travels. */
+export interface ResultMessage {
+  /** Name of the function that was called. */
+  func_name: string;
+  /** Positional arguments of the request (raw results only; native results omit them). */
+  func_args?: unknown[];
+  /** Keyword arguments of the request (raw results only). */
+  func_kwargs?: Record<string, unknown>;
+  /** The request's `message_id`. */
+  message_id: string;
+  /** The function's return value (`null` for none), or `null` after an error. */
+  result: unknown;
+  /** `"Name: message"` of the error, or `null` on success (PRPC's field). */
+  exception_info: string | null;
+  /** When the request was created (ISO 8601 with offset). */
+  date_create_message: string;
+  /** When the server finished it (ISO 8601 with offset). */
+  date_done_message: string;
+  /** prpc: the error with its type, stack, code and data. */
+  error?: WireError;
+  /** prpc: version of prpc's additions. */
+  prpc?: number;
+}
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UUID_HEX_PATTERN = /^[0-9a-f]{32}$/;
+
+/**
+ * Reads a `message_id` as the canonical lowercase UUID string. Accepts any
+ * letter case and PRPC's `{"hex": "<32 hex digits>"}` form.
+ *
+ * @param value The field as found in a message.
+ * @returns The canonical form, or `null` when it is not a UUID.
+ */
+export function canonicalMessageId(value: unknown): string | null {
+  if (typeof value === "string") {
+    if (value.length !== 36) return null;
+    const lower = value.toLowerCase();
+    return UUID_PATTERN.test(lower) ? lower : null;
+  }
+  if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+    const hex = (value as { hex?: unknown }).hex;
+    if (typeof hex !== "string" || hex.length !== 32) return null;
+    const lower = hex.toLowerCase();
+    if (!UUID_HEX_PATTERN.test(lower)) return null;
+    return `${lower.slice(0, 8)}-${lower.slice(8, 12)}-${lower.slice(12, 16)}-${
+      lower.slice(16, 20)
+    }-${lower.slice(20)}`;
+  }
+  return null;
+}
+
+/**
+ * The current time as ISO 8601 with an explicit `+00:00` offset, which every
+ * ISO parser (including Python's `datetime.fromisoformat` before 3.11) reads.
+ *
+ * @param date The instant to format.
+ * @returns e.g. `"2026-11-21T12:00:00.000+00:00"`.
+ */
+export function isoTimestamp(date: Date = new Date()): string {
+  const iso = date.toISOString();
+  return `${iso.slice(0, -1)}+00:00`;
+}
+
+/** A request read from the wire: valid, or rejected with the reason. */
+export type ParsedRequest =
+  | { ok: true; request: RequestMessage }
+  | {
+    ok: false;
+    /** Why it was rejected, for the error result or the dead-letter entry. */
+    reason: string;
+    /** The canonical `message_id` when one could be read, so an error result can be sent. */
+    messageId: string | null;
+    /** Whatever of the request could be read, to echo in the error result. */
+    partial: Partial<RequestMessage>;
+  };
+
+/** Keys that must never be used as keyword argument names. */
+const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
+
+/**
+ * Parses and validates a request from its JSON text. Never throws: anything
+ * wrong is reported in the result, with the `message_id` when it could be read.
+ * Keyword names `__proto__`, `constructor` and `prototype` are reported by the
+ * server as an `ArgumentError`, not here.
+ *
+ * @param text The message body.
+ * @returns The request, or why it was rejected.
+ */
+export function parseRequest(text: string): ParsedRequest {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { ok: false, reason: `message is not JSON: ${why}`, messageId: null, partial: {} };
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    return {
+      ok: false,
+      reason: `message must be a JSON object, got ${describeJsonType(data)}`,
+      messageId: null,
+      partial: {},
+    };
+  }
+  const fields = data as Record<string, unknown>;
+  const messageId = canonicalMessageId(fields.message_id);
+  const partial: Partial<RequestMessage> = {};
+  if (typeof fields.func_name === "string") partial.func_name = fields.func_name;
+  if (Array.isArray(fields.func_args)) partial.func_args = fields.func_args;
+  if (isPlainObject(fields.func_kwargs)) {
+    partial.func_kwargs = fields.func_kwargs as Record<string, unknown>;
+  }
+  if (typeof fields.date_create_message === "string") {
+    partial.date_create_message = fields.date_create_message;
+  }
+  if (typeof fields.reply_to === "string" && fields.reply_to !== "") {
+    partial.reply_to = fields.reply_to;
+  }
+  const reject = (reason: string): ParsedRequest => ({ ok: false, reason, messageId, partial });
+
+  if (messageId === null) {
+    return reject(
+      fields.message_id === undefined
+        ? "field message_id is missing"
+        : `field message_id must be a UUID string, got ${JSON.stringify(fields.message_id)}`,
+    );
+  }
+  partial.message_id = messageId;
+  if (typeof fields.func_name !== "string" || fields.func_name === "") {
+    return reject(
+      fields.func_name === undefined
+        ? "field func_name is missing"
+        : `field func_name must be a non-empty string, got ${describeJsonType(fields.func_name)}`,
+    );
+  }
+  // PRPC raw clients may leave out empty args and kwargs; absent means empty.
+  const args = fields.func_args ?? [];
+  if (!Array.isArray(args)) {
+    return reject(`field func_args must be an array, got ${describeJsonType(args)}`);
+  }
+  const kwargs = fields.func_kwargs ?? {};
+  if (!isPlainObject(kwargs)) {
+    return reject(`field func_kwargs must be an object, got ${describeJsonType(kwargs)}`);
+  }
+  if (fields.reply_to !== undefined && typeof fields.reply_to !== "string") {
+    return reject(`field reply_to must be a string, got ${describeJsonType(fields.reply_to)}`);
+  }
+  if (
+    fields.deadline_ms !== undefined &&
+    (typeof fields.deadline_ms !== "number" || !Number.isFinite(fields.deadline_ms))
+  ) {
+    return reject(
+      `field deadline_ms must be a number, got ${describeJsonType(fields.deadline_ms)}`,
+    );
+  }
+  if (fields.date_create_message !== undefined && typeof fields.date_create_message !== "string") {
+    return reject(
+      `field date_create_message must be a string, got ${
+        describeJsonType(fields.date_create_message)
+      }`,
+    );
+  }
+  const request: RequestMessage = {
+    func_name: fields.func_name,
+    func_args: args,
+    func_kwargs: kwargs as Record<string, unknown>,
+    message_id: messageId,
+  };
+  if (partial.date_create_message !== undefined) {
+    request.date_create_message = partial.date_create_message;
+  }
+  if (partial.reply_to !== undefined) request.reply_to = partial.reply_to;
+  if (typeof fields.deadline_ms === "number") request.deadline_ms = fields.deadline_ms;
+  if (typeof fields.prpc === "number") request.prpc = fields.prpc;
+  return { ok: true, request };
+}
+
+/**
+ * Finds a keyword name that must never be bound (`__proto__`, `constructor`, `prototype`).
+ *
+ * @param kwargs The keyword arguments.
+ * @returns The first forbidden name, or `undefined`.
+ */
+export function forbiddenKeyword(kwargs: Record<string, unknown>): string | undefined {
+  for (const key of Object.keys(kwargs)) {
+    if (FORBIDDEN_KEYS.has(key)) return key;
+  }
+  return undefined;
+}
+
+/**
+ * Parses a result from its JSON text, as a client receives it.
+ *
+ * @param text The message body.
+ * @returns The result with a canonical `message_id`, or `null` when the text is not a result.
+ */
+export function parseResult(text: string): ResultMessage | null {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isPlainObject(data)) return null;
+  const fields = data as Record<string, unknown>;
+  const messageId = canonicalMessageId(fields.message_id);
+  if (messageId === null) return null;
+  if (fields.exception_info !== null && fields.exception_info !== undefined) {
+    if (typeof fields.exception_info !== "string") return null;
+  }
+  const result = fields as unknown as ResultMessage;
+  result.message_id = messageId;
+  if (result.exception_info === undefined) result.exception_info = null;
+  if (result.result === undefined) result.result = null;
+  if (result.error !== undefined && !isWireErrorShape(result.error)) delete result.error;
+  return result;
+}
+
+function isWireErrorShape(value: unknown): value is WireError {
+  if (!isPlainObject(value)) return false;
+  const error = value as Record<string, unknown>;
+  return typeof error.type === "string" && typeof error.name === "string" &&
+    typeof error.message === "string" &&
+    (error.stack === undefined || typeof error.stack === "string");
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function describeJsonType(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  switch (typeof value) {
+    case "object":
+      return "an object";
+    case "string":
+      return `a string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + "…" : value)}`;
+    case "undefined":
+      return "nothing";
+    default:
+      return `${typeof value} ${String(value)}`;
+  }
+}

@@ -1,0 +1,594 @@
+/**
+ * `AppServer`: registers plain functions and serves calls to them from a broker queue.
+ *
+ * @module
+ */
+
+import { connectBroker } from "../brokers/load.ts";
+import type { Broker, Delivery, Reply, Subscription } from "../brokers/types.ts";
+import { encodeJson, sizeOverLimit } from "../protocol/codec.ts";
+import {
+  boolSetting,
+  type BrokerKind,
+  brokerKindSetting,
+  brokerUrlSetting,
+  intSetting,
+  queueNameSetting,
+  readEnv,
+} from "../protocol/env.ts";
+import {
+  forbiddenKeyword,
+  isoTimestamp,
+  parseRequest,
+  PROTOCOL_VERSION,
+  type RequestMessage,
+  type ResultMessage,
+} from "../protocol/envelope.ts";
+import {
+  ArgumentError,
+  CallTimeoutError,
+  ConfigError,
+  exceptionInfo,
+  PayloadTooLargeError,
+  ProtocolError,
+  SerializationError,
+  toWireError,
+  UnknownFunctionError,
+} from "../protocol/errors.ts";
+import { runAsync } from "../workers/async.ts";
+import { WORKER_TYPES, type WorkerType } from "../workers/types.ts";
+import { bindArguments } from "./parameters.ts";
+import { consoleLogger, type Logger } from "./logger.ts";
+import { type RegisterOptions, Registry } from "./registry.ts";
+
+/** Options of {@linkcode AppServer}. Every option has a default; most can come from `PRPC_*` variables. */
+export interface AppServerOptions {
+  /** Which broker. Default: `PRPC_TYPE_BROKER`, else `"memory"`. */
+  broker?: BrokerKind | undefined;
+  /** Broker URL. Default: `PRPC_URL_BROKER`, else the broker's own default. */
+  url?: string | undefined;
+  /** Queue name. Default: `PRPC_QUEUE_NAME`, else `"task_prpc"`. */
+  queue?: string | undefined;
+  /** Worker type of functions registered without one. Default `"async"`. */
+  defaultWorker?: WorkerType | undefined;
+  /** Messages this server executes at once. Default 4. */
+  maxWorkers?: number | undefined;
+  /**
+   * Time limit for one call in milliseconds; `null` for none. A call over the
+   * limit ends with `WorkerTimeoutError`. Default 100 000.
+   */
+  workerTimeoutMs?: number | null | undefined;
+  /**
+   * Deliveries of one message before it is treated as poison: set aside on
+   * `prpc_dead_{queue}` and answered with an error. Default: `PRPC_MAX_DELIVERIES`, else 5.
+   */
+  maxDeliveries?: number | undefined;
+  /**
+   * Largest request or result in UTF-8 bytes. Default: `PRPC_MAX_MESSAGE_BYTES`,
+   * else the broker's limit; never more than the broker's limit.
+   */
+  maxMessageBytes?: number | undefined;
+  /**
+   * Send stack traces of errors to callers. Default: `true`, unless
+   * `PRPC_REDACT_STACKS` is true.
+   */
+  exposeStacks?: boolean | undefined;
+  /** Name of this server instance. Default: `PRPC_INSTANCE_NAME`, else a fresh UUID per start. */
+  instanceName?: string | undefined;
+  /**
+   * How long `stop()` waits for running calls before handing their messages
+   * back to the broker for another server. Default 10 000 ms.
+   */
+  stopGraceMs?: number | undefined;
+  /**
+   * Stop gracefully on SIGINT and SIGTERM, then exit with 130 or 143.
+   * Default `true`.
+   */
+  handleSignals?: boolean | undefined;
+  /** Where to write what happens. Default: the console, from level `info`. */
+  logger?: Logger | undefined;
+}
+
+/** Options of {@linkcode AppServer.stop}. */
+export interface StopOptions {
+  /** Overrides the server's `stopGraceMs` for this stop. */
+  graceMs?: number | undefined;
+}
+
+type ServerState = "idle" | "starting" | "serving" | "stopping";
+
+/** A message being executed, and how to cut it short. */
+interface InFlight {
+  readonly controller: AbortController;
+  handedBack: boolean;
+}
+
+const HANDLED_SIGNALS = ["SIGINT", "SIGTERM"] as const;
+
+/**
+ * A prpc server: register functions, then `start()` to serve calls from the
+ * queue `prpc_{queue}` (and `prpc_raw_{queue}` for other languages).
+ *
+ * @example
+ * ```ts
+ * import { AppServer } from "../mod.ts";
+ *
+ * export function summ(a: number, b: number, z = 0.5): number {
+ *   return a + b + z;
+ * }
+ *
+ * const app = new AppServer({ broker: "memory", queue: "doc_server", handleSignals: false });
+ * app.register(summ);
+ * app.register("hello_world", () => "hello_world");
+ * await app.start();
+ * await app.stop();
+ * ```
+ */
+export class AppServer {
+  readonly #registry = new Registry();
+  readonly #brokerKind: BrokerKind;
+  readonly #url: string | undefined;
+  readonly #queue: string;
+  readonly #defaultWorker: WorkerType;
+  readonly #maxWorkers: number;
+  readonly #workerTimeoutMs: number | null;
+  readonly #maxDeliveries: number;
+  readonly #maxMessageBytesOption: number | undefined;
+  readonly #exposeStacks: boolean;
+  readonly #instanceNameOption: string | undefined;
+  readonly #stopGraceMs: number;
+  readonly #handleSignals: boolean;
+  readonly #logger: Logger;
+
+  #state: ServerState = "idle";
+  #broker: Broker | undefined;
+  #subscription: Subscription | undefined;
+  #maxMessageBytes = 0;
+  #instanceName = "";
+  readonly #inFlight = new Map<Delivery, InFlight>();
+  #drained: (() => void) | undefined;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #signalHandlers: (() => void)[] = [];
+  #stopping: Promise<void> | undefined;
+
+  /**
+   * Creates a server. Settings are validated here, so a bad option or
+   * variable fails at once with a message naming it.
+   *
+   * @param options Broker, queue, workers and limits.
+   * @throws {ConfigError} When a setting is invalid.
+   */
+  constructor(options: AppServerOptions = {}) {
+    this.#brokerKind = brokerKindSetting(options.broker);
+    this.#url = brokerUrlSetting(options.url);
+    this.#queue = queueNameSetting(options.queue);
+    const defaultWorker = options.defaultWorker ?? "async";
+    if (!WORKER_TYPES.includes(defaultWorker)) {
+      throw new ConfigError(
+        `Cannot use option defaultWorker as a worker type: current value is ${
+          JSON.stringify(defaultWorker)
+        }; expected one of ${WORKER_TYPES.join(", ")}`,
+      );
+    }
+    this.#defaultWorker = defaultWorker;
+    this.#maxWorkers = intSetting({
+      value: options.maxWorkers,
+      option: "maxWorkers",
+      env: "PRPC_MAX_WORKERS",
+      fallback: 4,
+      min: 1,
+    });
+    const timeout = options.workerTimeoutMs === undefined ? 100_000 : options.workerTimeoutMs;
+    if (timeout !== null && (!Number.isSafeInteger(timeout) || timeout < 1)) {
+      throw new ConfigError(
+        `Cannot use option workerTimeoutMs as a whole number >= 1 or null: current value is ${timeout}`,
+      );
+    }
+    this.#workerTimeoutMs = timeout;
+    this.#maxDeliveries = intSetting({
+      value: options.maxDeliveries,
+      option: "maxDeliveries",
+      env: "PRPC_MAX_DELIVERIES",
+      fallback: 5,
+      min: 1,
+    });
+    this.#maxMessageBytesOption = options.maxMessageBytes === undefined &&
+        readEnv("PRPC_MAX_MESSAGE_BYTES") === undefined
+      ? undefined
+      : intSetting({
+        value: options.maxMessageBytes,
+        option: "maxMessageBytes",
+        env: "PRPC_MAX_MESSAGE_BYTES",
+        fallback: 0,
+        min: 1024,
+      });
+    this.#exposeStacks = options.exposeStacks ??
+      !boolSetting(undefined, "PRPC_REDACT_STACKS", false);
+    this.#instanceNameOption = options.instanceName ?? readEnv("PRPC_INSTANCE_NAME");
+    this.#stopGraceMs = intSetting({
+      value: options.stopGraceMs,
+      option: "stopGraceMs",
+      env: "PRPC_STOP_GRACE_MS",
+      fallback: 10_000,
+      min: 0,
+    });
+    this.#handleSignals = options.handleSignals ?? true;
+    this.#logger = options.logger ?? consoleLogger();
+  }
+
+  /** The queue name this server serves. */
+  get queue(): string {
+    return this.#queue;
+  }
+
+  /** Names of the registered functions. */
+  get functions(): string[] {
+    return this.#registry.names;
+  }
+
+  /** Name of this instance while serving (from the option, `PRPC_INSTANCE_NAME`, or a UUID). */
+  get instanceName(): string {
+    return this.#instanceName;
+  }
+
+  /** Whether the server is taking messages. */
+  get serving(): boolean {
+    return this.#state === "serving";
+  }
+
+  /**
+   * Registers a function under its own name (`fn.name`).
+   *
+   * @param fn The function; it takes and returns JSON values (or promises of them).
+   * @param options Worker type and parameter names.
+   * @returns This server, for chaining.
+   * @throws {TypeError} When the function has no name.
+   * @throws {ConfigError} On a duplicate name or an unsupported worker type.
+   */
+  register(fn: (...args: never[]) => unknown, options?: RegisterOptions): this;
+  /**
+   * Registers a function under an explicit name.
+   *
+   * @param name The name callers use.
+   * @param fn The function.
+   * @param options Worker type and parameter names.
+   * @returns This server, for chaining.
+   */
+  register(name: string, fn: (...args: never[]) => unknown, options?: RegisterOptions): this;
+  register(
+    nameOrFn: string | ((...args: never[]) => unknown),
+    fnOrOptions?: ((...args: never[]) => unknown) | RegisterOptions,
+    maybeOptions?: RegisterOptions,
+  ): this {
+    if (typeof nameOrFn === "string") {
+      this.#registry.add(nameOrFn, fnOrOptions, maybeOptions ?? {}, this.#defaultWorker);
+    } else {
+      const options = (fnOrOptions ?? {}) as RegisterOptions;
+      this.#registry.add(nameOrFn?.name, nameOrFn, options, this.#defaultWorker);
+    }
+    return this;
+  }
+
+  /**
+   * Connects to the broker and starts serving. Resolves once serving; the
+   * server then keeps the process alive until {@linkcode AppServer.stop},
+   * SIGINT or SIGTERM.
+   *
+   * @throws {ConfigError} When the broker settings are invalid.
+   * @throws {PrpcError} When the server is already started.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "idle") {
+      throw new ConfigError(`Cannot start a server that is ${this.#state}`);
+    }
+    this.#state = "starting";
+    this.#instanceName = this.#instanceNameOption ?? crypto.randomUUID();
+    try {
+      this.#broker = await connectBroker(this.#brokerKind, {
+        url: this.#url,
+        instanceName: this.#instanceName,
+      });
+      const brokerLimit = this.#broker.maxMessageBytes;
+      this.#maxMessageBytes = Math.min(this.#maxMessageBytesOption ?? brokerLimit, brokerLimit);
+      this.#subscription = await this.#broker.consume(
+        this.#queue,
+        (delivery) => this.#accept(delivery),
+        { prefetch: this.#maxWorkers },
+      );
+    } catch (err) {
+      this.#state = "idle";
+      await this.#broker?.close().catch(() => {});
+      this.#broker = undefined;
+      throw err;
+    }
+    this.#state = "serving";
+    this.#keepAlive = setInterval(() => {}, 1 << 30);
+    if (this.#handleSignals) this.#listenForSignals();
+    this.#logger.info("serving", {
+      queue: this.#queue,
+      broker: this.#brokerKind,
+      instance: this.#instanceName,
+      functions: this.#registry.names,
+    });
+  }
+
+  /**
+   * Stops taking messages, lets running calls finish within the grace period,
+   * hands the messages of calls still running back to the broker (another
+   * server takes them), then closes the connection. Safe to call twice.
+   *
+   * @param options Grace period for this stop.
+   */
+  stop(options: StopOptions = {}): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    if (this.#state !== "serving") return Promise.resolve();
+    this.#stopping = this.#stop(options.graceMs ?? this.#stopGraceMs).finally(() => {
+      this.#stopping = undefined;
+    });
+    return this.#stopping;
+  }
+
+  async #stop(graceMs: number): Promise<void> {
+    this.#state = "stopping";
+    this.#removeSignalListeners();
+    this.#logger.info("stopping", { queue: this.#queue, running: this.#inFlight.size });
+    await this.#subscription?.close().catch((err) =>
+      this.#logger.error("cannot close the consumer", { error: String(err) })
+    );
+    if (this.#inFlight.size > 0 && graceMs > 0) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const grace = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([drained, grace]);
+      clearTimeout(timer);
+      this.#drained = undefined;
+    }
+    for (const [delivery, running] of this.#inFlight) {
+      running.handedBack = true;
+      running.controller.abort(new ConfigError("the server is stopping; the call was handed back"));
+      try {
+        await delivery.release();
+      } catch (err) {
+        this.#logger.error("cannot hand a message back", { error: String(err) });
+      }
+    }
+    this.#inFlight.clear();
+    try {
+      await this.#broker?.close();
+    } finally {
+      this.#broker = undefined;
+      this.#subscription = undefined;
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+      this.#state = "idle";
+      this.#logger.info("stopped", { queue: this.#queue });
+    }
+  }
+
+  #listenForSignals(): void {
+    for (const signal of HANDLED_SIGNALS) {
+      const handler = () => {
+        this.#logger.info(`${signal} received`, { queue: this.#queue });
+        this.stop().finally(() => Deno.exit(signal === "SIGINT" ? 130 : 143));
+      };
+      try {
+        Deno.addSignalListener(signal, handler);
+        this.#signalHandlers.push(() => Deno.removeSignalListener(signal, handler));
+      } catch {
+        // Not every platform has every signal (Windows has no SIGTERM).
+      }
+    }
+  }
+
+  #removeSignalListeners(): void {
+    for (const remove of this.#signalHandlers) remove();
+    this.#signalHandlers = [];
+  }
+
+  #accept(delivery: Delivery): void {
+    const running: InFlight = { controller: new AbortController(), handedBack: false };
+    this.#inFlight.set(delivery, running);
+    this.#handle(delivery, running)
+      .catch((err) => {
+        this.#logger.error("cannot settle a message; the broker will deliver it again", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+      })
+      .finally(() => {
+        this.#inFlight.delete(delivery);
+        if (this.#inFlight.size === 0) this.#drained?.();
+      });
+  }
+
+  async #handle(delivery: Delivery, running: InFlight): Promise<void> {
+    const received = isoTimestamp();
+    const parsed = parseRequest(delivery.body);
+    if (!parsed.ok) {
+      if (parsed.messageId === null) {
+        this.#logger.warn("set aside a message without a readable message_id", {
+          queue: delivery.kind,
+          reason: parsed.reason,
+        });
+        await delivery.deadLetter(parsed.reason);
+        return;
+      }
+      this.#logger.warn("refused a malformed message", {
+        messageId: parsed.messageId,
+        reason: parsed.reason,
+      });
+      const request = {
+        func_name: "",
+        func_args: [],
+        func_kwargs: {},
+        ...parsed.partial,
+        message_id: parsed.messageId,
+      };
+      const error = new ProtocolError(parsed.reason, { messageId: parsed.messageId });
+      await delivery.complete(this.#errorReply(delivery, request, received, error));
+      return;
+    }
+    const request = parsed.request;
+    const oversize = sizeOverLimit(delivery.body, this.#maxMessageBytes);
+    if (oversize !== null) {
+      const error = new PayloadTooLargeError(
+        `request of ${oversize} bytes exceeds the limit of ${this.#maxMessageBytes} bytes`,
+        { size: oversize, limit: this.#maxMessageBytes },
+      );
+      await delivery.complete(this.#errorReply(delivery, request, received, error));
+      return;
+    }
+    if (delivery.attempt > 1) {
+      const stored = await this.#broker?.readResult(this.#queue, delivery.kind, request.message_id);
+      if (stored !== null && stored !== undefined) {
+        // Executed before, but the acknowledgement was lost: answer again without running it.
+        this.#logger.debug("answered a redelivered message from its stored result", {
+          messageId: request.message_id,
+        });
+        await delivery.complete({
+          messageId: request.message_id,
+          body: stored,
+          replyTo: request.reply_to,
+        });
+        return;
+      }
+    }
+    if (delivery.attempt > this.#maxDeliveries) {
+      const reason =
+        `delivered ${delivery.attempt} times without completing (maxDeliveries ${this.#maxDeliveries})`;
+      this.#logger.warn("set aside a poison message", { messageId: request.message_id, reason });
+      const error = new ProtocolError(`the message was set aside: ${reason}`);
+      await delivery.deadLetter(reason, this.#errorReply(delivery, request, received, error));
+      return;
+    }
+    const reply = await this.#execute(delivery, request, received, running);
+    if (running.handedBack) return;
+    await delivery.complete(reply);
+  }
+
+  async #execute(
+    delivery: Delivery,
+    request: RequestMessage,
+    received: string,
+    running: InFlight,
+  ): Promise<Reply> {
+    const ids = { funcName: request.func_name, messageId: request.message_id };
+    let value: unknown;
+    try {
+      if (request.deadline_ms !== undefined && request.deadline_ms <= Date.now()) {
+        throw new CallTimeoutError(
+          "the caller's deadline passed before the call could start; it was not run",
+          ids,
+        );
+      }
+      const forbidden = forbiddenKeyword(request.func_kwargs);
+      if (forbidden !== undefined) {
+        throw new ArgumentError(
+          `keyword argument ${JSON.stringify(forbidden)} is not allowed`,
+          ids,
+        );
+      }
+      const registered = this.#registry.get(request.func_name);
+      if (registered === undefined) {
+        throw new UnknownFunctionError(
+          `no function ${JSON.stringify(request.func_name)} is registered on queue ${
+            JSON.stringify(this.#queue)
+          }`,
+          ids,
+        );
+      }
+      let args: unknown[];
+      try {
+        args = bindArguments(registered.parameters, request.func_args, request.func_kwargs);
+      } catch (err) {
+        if (err instanceof ArgumentError) {
+          throw new ArgumentError(`${request.func_name}() ${err.message}`, ids);
+        }
+        throw err;
+      }
+      value = await runAsync({
+        fn: registered.fn,
+        args,
+        funcName: request.func_name,
+        messageId: request.message_id,
+        attempt: delivery.attempt,
+        deadline: request.deadline_ms === undefined ? null : new Date(request.deadline_ms),
+        controller: running.controller,
+        timeoutMs: this.#workerTimeoutMs,
+      });
+    } catch (err) {
+      return this.#errorReply(delivery, request, received, err);
+    }
+    const result = this.#resultMessage(delivery, request, received);
+    result.result = value === undefined ? null : value;
+    let body: string;
+    try {
+      body = encodeJson(result, "result");
+    } catch (err) {
+      const error = err instanceof SerializationError
+        ? new SerializationError(
+          `${request.func_name}() returned a value that cannot be sent: ${err.message}`,
+          ids,
+        )
+        : err;
+      return this.#errorReply(delivery, request, received, error);
+    }
+    const oversize = sizeOverLimit(body, this.#maxMessageBytes);
+    if (oversize !== null) {
+      const error = new PayloadTooLargeError(
+        `${request.func_name}() returned ${oversize} bytes, over the limit of ${this.#maxMessageBytes} bytes`,
+        { ...ids, size: oversize, limit: this.#maxMessageBytes },
+      );
+      return this.#errorReply(delivery, request, received, error);
+    }
+    return { messageId: request.message_id, body, replyTo: request.reply_to };
+  }
+
+  /** The result fields shared by successes and errors; raw results echo the request as PRPC does. */
+  #resultMessage(delivery: Delivery, request: RequestMessage, received: string): ResultMessage {
+    const result: ResultMessage = {
+      func_name: request.func_name,
+      message_id: request.message_id,
+      result: null,
+      exception_info: null,
+      date_create_message: request.date_create_message ?? received,
+      date_done_message: isoTimestamp(),
+    };
+    if (delivery.kind === "raw") {
+      result.func_args = request.func_args;
+      result.func_kwargs = request.func_kwargs;
+    } else {
+      result.prpc = PROTOCOL_VERSION;
+    }
+    return result;
+  }
+
+  #errorReply(
+    delivery: Delivery,
+    request: RequestMessage,
+    received: string,
+    error: unknown,
+  ): Reply {
+    const wire = toWireError(error, this.#exposeStacks);
+    const result = this.#resultMessage(delivery, request, received);
+    result.exception_info = exceptionInfo(wire);
+    result.error = wire;
+    let body: string;
+    try {
+      body = JSON.stringify(result);
+    } catch {
+      // Echoed raw arguments are JSON already; only a broken error extra can fail here.
+      delete wire.data;
+      delete wire.code;
+      body = JSON.stringify(result);
+    }
+    if (sizeOverLimit(body, this.#maxMessageBytes) !== null) {
+      // Never let an error result fail for size: drop the echo and the stack.
+      delete result.func_args;
+      delete result.func_kwargs;
+      delete wire.stack;
+      delete wire.data;
+      body = JSON.stringify(result);
+    }
+    return { messageId: request.message_id, body, replyTo: request.reply_to };
+  }
+}
