@@ -47,30 +47,41 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
     attempt: task.attempt,
     deadline: task.deadline,
   };
+  if (task.controller.signal.aborted) return Promise.reject(task.controller.signal.reason);
   let result: Promise<unknown>;
   try {
     result = Promise.resolve(runInCallContext(context, () => task.fn(...task.args)));
   } catch (err) {
     return Promise.reject(err);
   }
-  if (task.timeoutMs === null) return result;
-  const timeoutMs = task.timeoutMs;
+  const { timeoutMs, controller } = task;
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
+    const finish = () => {
+      clearTimeout(timer);
+      controller.signal.removeEventListener("abort", onAbort);
+    };
+    // Aborted from outside (the server stops): stop waiting, the caller is answered elsewhere.
+    const onAbort = () => {
+      finish();
+      reject(controller.signal.reason);
+    };
+    const timer = timeoutMs === null ? undefined : setTimeout(() => {
       const error = new WorkerTimeoutError(
         `"${task.funcName}" did not finish within workerTimeoutMs (${timeoutMs} ms)`,
         { funcName: task.funcName, messageId: task.messageId },
       );
-      task.controller.abort(error);
+      finish();
+      controller.abort(error);
       reject(error);
     }, timeoutMs);
+    controller.signal.addEventListener("abort", onAbort, { once: true });
     result.then(
       (value) => {
-        clearTimeout(timer);
+        finish();
         resolve(value);
       },
       (err) => {
-        clearTimeout(timer);
+        finish();
         reject(err);
       },
     );
