@@ -240,7 +240,7 @@ export class BrokerError extends PrpcError {
 }
 
 /** The error classes a server may put in a result, by wire `type`. */
-const SERVER_ERRORS = {
+const SERVER_ERRORS: Record<Exclude<WireErrorType, "RemoteError">, typeof PrpcError> = {
   UnknownFunctionError,
   ArgumentError,
   WorkerTimeoutError,
@@ -248,10 +248,18 @@ const SERVER_ERRORS = {
   PayloadTooLargeError,
   ProtocolError,
   CallTimeoutError,
-} as const;
+};
 
 /** Wire `type` of an error in a result. `RemoteError` means the function itself threw. */
-export type WireErrorType = "RemoteError" | keyof typeof SERVER_ERRORS;
+export type WireErrorType =
+  | "RemoteError"
+  | "UnknownFunctionError"
+  | "ArgumentError"
+  | "WorkerTimeoutError"
+  | "SerializationError"
+  | "PayloadTooLargeError"
+  | "ProtocolError"
+  | "CallTimeoutError";
 
 /**
  * Structured error of a result message (field `error`), next to PRPC's
