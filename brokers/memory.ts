@@ -26,8 +26,9 @@
  * @module
  */
 
-import { BrokerError, ConfigError } from "../protocol/errors.ts";
-import type { QueueKind } from "../protocol/envelope.ts";
+import { BrokerError, ConfigError, PayloadTooLargeError } from "../protocol/errors.ts";
+import { isoTimestamp, type QueueKind } from "../protocol/envelope.ts";
+import { sizeOverLimit } from "../protocol/codec.ts";
 import {
   type Broker,
   type BrokerConnectOptions,
@@ -197,7 +198,9 @@ class MemoryDelivery implements Delivery {
   }
 
   #settle(): void {
-    if (!this.consumer.unsettled.delete(this.entry)) {
+    // A stale delivery (handed back, then delivered again) must not settle the newer one.
+    const current = this.entry.deliveries === this.attempt;
+    if (!current || !this.consumer.unsettled.delete(this.entry)) {
       throw new BrokerError(
         "Cannot settle a delivery that was already settled or handed back when its connection closed",
       );
@@ -228,7 +231,7 @@ class MemoryDelivery implements Delivery {
       kind: this.kind,
       body: this.body,
       reason,
-      date: new Date().toISOString(),
+      date: isoTimestamp(),
     });
     return Promise.resolve();
   }
@@ -384,8 +387,9 @@ class MemoryBroker implements Broker {
     this.maxMessageBytes = hub.settings.maxMessageBytes;
   }
 
-  #assertOpen(): void {
-    if (this.#closed) throw new BrokerError("Cannot use a memory broker connection after close()");
+  #closedError(): Promise<never> | undefined {
+    if (!this.#closed) return undefined;
+    return Promise.reject(new BrokerError("Cannot use a memory broker connection after close()"));
   }
 
   consume(
@@ -393,7 +397,8 @@ class MemoryBroker implements Broker {
     handler: (delivery: Delivery) => void,
     options: ConsumeOptions,
   ): Promise<Subscription> {
-    this.#assertOpen();
+    const closed = this.#closedError();
+    if (closed) return closed;
     const memoryQueue = this.hub.queue(queue);
     const consumer = new MemoryConsumer(memoryQueue, this, options.prefetch, handler);
     memoryQueue.consumers.push(consumer);
@@ -403,7 +408,17 @@ class MemoryBroker implements Broker {
   }
 
   publish(queue: string, kind: QueueKind, body: string): Promise<void> {
-    this.#assertOpen();
+    const closed = this.#closedError();
+    if (closed) return closed;
+    const size = sizeOverLimit(body, this.maxMessageBytes);
+    if (size !== null) {
+      return Promise.reject(
+        new PayloadTooLargeError(
+          `Cannot publish ${size} bytes: the memory broker's limit is ${this.maxMessageBytes} bytes`,
+          { size, limit: this.maxMessageBytes },
+        ),
+      );
+    }
     const memoryQueue = this.hub.queue(queue);
     memoryQueue.ready(kind).push({ kind, body, deliveries: 0 });
     memoryQueue.scheduleDispatch();
@@ -411,7 +426,8 @@ class MemoryBroker implements Broker {
   }
 
   openInbox(onReply: (body: string) => void): Promise<Inbox> {
-    this.#assertOpen();
+    const closed = this.#closedError();
+    if (closed) return closed;
     const address = `memory-inbox-${crypto.randomUUID()}`;
     this.hub.inboxes.set(address, onReply);
     this.#inboxes.add(address);
@@ -426,12 +442,14 @@ class MemoryBroker implements Broker {
   }
 
   readResult(queue: string, kind: QueueKind, messageId: string): Promise<string | null> {
-    this.#assertOpen();
+    const closed = this.#closedError();
+    if (closed) return closed;
     return Promise.resolve(this.hub.readResult(queue, kind, messageId));
   }
 
   readDeadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
-    this.#assertOpen();
+    const closed = this.#closedError();
+    if (closed) return closed;
     const list = this.hub.deadLetters.get(deadLetterQueueName(queue)) ?? [];
     return Promise.resolve(list.slice(0, limit).map((entry) => ({ ...entry })));
   }

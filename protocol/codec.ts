@@ -53,6 +53,12 @@ function walk(value: object, path: string, ancestors: object[]): void {
     } catch (err) {
       fail(path, `its toJSON() threw ${err instanceof Error ? err.message : String(err)}`);
     }
+    if (typeof replaced === "object" && replaced !== null && replaced !== value) {
+      // JSON.stringify calls toJSON once: a second toJSON (e.g. a Date) would be ignored.
+      if (typeof (replaced as { toJSON?: unknown }).toJSON === "function") {
+        fail(path, "its toJSON() returned an object that has a toJSON() of its own");
+      }
+    }
     if (replaced === value) return;
     ancestors.push(value);
     assertEncodableChild(replaced, path, ancestors);
@@ -65,10 +71,19 @@ function walk(value: object, path: string, ancestors: object[]): void {
   ) {
     fail(path, `a ${value.constructor.name} has no JSON form; send an array or a plain object`);
   }
-  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+  if (
+    ArrayBuffer.isView(value) || value instanceof ArrayBuffer ||
+    value instanceof SharedArrayBuffer
+  ) {
     fail(path, "binary data has no JSON form; send it as a base64 string");
   }
   if (value instanceof Promise) fail(path, "a Promise has no JSON form; await it first");
+  if (value instanceof BigInt || value instanceof Symbol) {
+    fail(path, `a boxed ${typeof value.valueOf()} has no JSON form`);
+  }
+  if (value instanceof Number && !Number.isFinite(value.valueOf())) {
+    fail(path, `${value.valueOf()} has no JSON form`);
+  }
   ancestors.push(value);
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
@@ -99,7 +114,8 @@ function assertEncodableChild(value: unknown, path: string, ancestors: object[])
  */
 export function encodeJson(value: unknown, path: string): string {
   assertEncodable(value, path);
-  return JSON.stringify(value);
+  // A bare `undefined` has no JSON text of its own; it travels as null.
+  return JSON.stringify(value) ?? "null";
 }
 
 const encoder = new TextEncoder();

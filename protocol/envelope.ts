@@ -159,7 +159,9 @@ export function parseRequest(text: string): ParsedRequest {
     return reject(
       fields.message_id === undefined
         ? "field message_id is missing"
-        : `field message_id must be a UUID string, got ${JSON.stringify(fields.message_id)}`,
+        : `field message_id must be a UUID string or {"hex": "<32 hex digits>"}, got ${
+          describeJsonType(fields.message_id)
+        }`,
     );
   }
   partial.message_id = messageId;
@@ -170,7 +172,7 @@ export function parseRequest(text: string): ParsedRequest {
         : `field func_name must be a non-empty string, got ${describeJsonType(fields.func_name)}`,
     );
   }
-  // PRPC raw clients may leave out empty args and kwargs; absent means empty.
+  // PRPC raw clients may leave out empty args and kwargs, or send null (Python's None).
   const args = fields.func_args ?? [];
   if (!Array.isArray(args)) {
     return reject(`field func_args must be an array, got ${describeJsonType(args)}`);
@@ -179,24 +181,20 @@ export function parseRequest(text: string): ParsedRequest {
   if (!isPlainObject(kwargs)) {
     return reject(`field func_kwargs must be an object, got ${describeJsonType(kwargs)}`);
   }
-  if (fields.reply_to !== undefined && typeof fields.reply_to !== "string") {
+  // Optional fields: null means absent, as for args and kwargs.
+  if (fields.reply_to != null && typeof fields.reply_to !== "string") {
     return reject(`field reply_to must be a string, got ${describeJsonType(fields.reply_to)}`);
   }
   if (
-    fields.deadline_ms !== undefined &&
+    fields.deadline_ms != null &&
     (typeof fields.deadline_ms !== "number" || !Number.isFinite(fields.deadline_ms))
   ) {
     return reject(
       `field deadline_ms must be a number, got ${describeJsonType(fields.deadline_ms)}`,
     );
   }
-  if (fields.date_create_message !== undefined && typeof fields.date_create_message !== "string") {
-    return reject(
-      `field date_create_message must be a string, got ${
-        describeJsonType(fields.date_create_message)
-      }`,
-    );
-  }
+  // date_create_message is informational: a value that is not a string is not echoed,
+  // and the result carries the time the server received the request instead.
   const request: RequestMessage = {
     func_name: fields.func_name,
     func_args: args,

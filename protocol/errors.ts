@@ -288,7 +288,7 @@ function isWireErrorType(type: string): type is WireErrorType {
  * Describes an error for a result message.
  *
  * @param error What was thrown: a prpc error, any `Error`, or any other value.
- * @param exposeStack Whether to include the stack trace.
+ * @param exposeStack Whether to include the stack trace of an error the function threw.
  * @returns The wire form.
  */
 export function toWireError(error: unknown, exposeStack: boolean): WireError {
@@ -300,7 +300,10 @@ export function toWireError(error: unknown, exposeStack: boolean): WireError {
     name: error.name,
     message: error.message,
   };
-  if (exposeStack && typeof error.stack === "string") wire.stack = error.stack;
+  // Stacks help debug the function that threw; prpc's own refusals would only show server paths.
+  if (exposeStack && wire.type === "RemoteError" && typeof error.stack === "string") {
+    wire.stack = error.stack;
+  }
   const extra = error as Error & { code?: unknown; data?: unknown };
   if (extra.code !== undefined && isPlainJson(extra.code)) wire.code = extra.code;
   if (extra.data !== undefined && isPlainJson(extra.data)) wire.data = extra.data;

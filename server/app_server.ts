@@ -6,7 +6,7 @@
 
 import { connectBroker } from "../brokers/load.ts";
 import type { Broker, Delivery, Reply, Subscription } from "../brokers/types.ts";
-import { encodeJson, sizeOverLimit } from "../protocol/codec.ts";
+import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
   boolSetting,
   type BrokerKind,
@@ -31,9 +31,11 @@ import {
   exceptionInfo,
   PayloadTooLargeError,
   ProtocolError,
+  PrpcError,
   SerializationError,
   toWireError,
   UnknownFunctionError,
+  type WireError,
 } from "../protocol/errors.ts";
 import { runAsync } from "../workers/async.ts";
 import { WORKER_TYPES, type WorkerType } from "../workers/types.ts";
@@ -345,7 +347,9 @@ export class AppServer {
     }
     for (const [delivery, running] of this.#inFlight) {
       running.handedBack = true;
-      running.controller.abort(new ConfigError("the server is stopping; the call was handed back"));
+      running.controller.abort(
+        new PrpcError("the server is stopping; the message was handed back to the broker"),
+      );
       try {
         await delivery.release();
       } catch (err) {
@@ -483,7 +487,7 @@ export class AppServer {
       const forbidden = forbiddenKeyword(request.func_kwargs);
       if (forbidden !== undefined) {
         throw new ArgumentError(
-          `keyword argument ${JSON.stringify(forbidden)} is not allowed`,
+          `${request.func_name}() keyword argument ${JSON.stringify(forbidden)} is not allowed`,
           ids,
         );
       }
@@ -519,10 +523,11 @@ export class AppServer {
       return this.#errorReply(delivery, request, received, err);
     }
     const result = this.#resultMessage(delivery, request, received);
-    result.result = value === undefined ? null : value;
     let body: string;
     try {
-      body = encodeJson(result, "result");
+      assertEncodable(value, "the result");
+      result.result = value === undefined ? null : value;
+      body = JSON.stringify(result);
     } catch (err) {
       const error = err instanceof SerializationError
         ? new SerializationError(
@@ -582,11 +587,17 @@ export class AppServer {
       body = JSON.stringify(result);
     }
     if (sizeOverLimit(body, this.#maxMessageBytes) !== null) {
-      // Never let an error result fail for size: drop the echo and the stack.
+      // Never let an error result fail for size: keep only the error's name and the
+      // start of its message.
       delete result.func_args;
       delete result.func_kwargs;
-      delete wire.stack;
-      delete wire.data;
+      const short: WireError = {
+        type: wire.type,
+        name: wire.name,
+        message: `${wire.message.slice(0, 1000)}… (shortened to fit the message size limit)`,
+      };
+      result.error = short;
+      result.exception_info = exceptionInfo(short);
       body = JSON.stringify(result);
     }
     return { messageId: request.message_id, body, replyTo: request.reply_to };

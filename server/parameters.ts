@@ -43,7 +43,7 @@ export function readParameters(fn: AnyFunction): ParameterSpec | null {
       rest = true;
       name = name.slice(3).trim();
     }
-    const eq = topLevelIndexOf(name, "=");
+    const eq = defaultValueIndex(name);
     if (eq >= 0) name = name.slice(0, eq).trim();
     names.push(IDENTIFIER.test(name) ? name : null);
   }
@@ -117,12 +117,6 @@ export function bindArguments(
       throw new ArgumentError(`got multiple values for argument ${JSON.stringify(key)}`);
     }
     given[index] = true;
-    if (spec.rest && bound.length > positional) {
-      // Keywords cannot follow extra positional arguments that went to the rest parameter.
-      throw new ArgumentError(
-        `cannot take keyword ${JSON.stringify(key)} together with extra positional arguments`,
-      );
-    }
     while (bound.length < index) bound.push(undefined);
     bound[index] = kwargs[key];
   }
@@ -141,12 +135,16 @@ export function bindArguments(
 
 /**
  * Finds the text between the parentheses of a function's parameter list.
- * Handles `function`, generators, `async`, methods and arrow functions.
+ * Handles `function`, generators, `async`, methods (also with computed or
+ * quoted names) and arrow functions.
  */
 function parameterListText(source: string): string | null {
   let i = skipSpaceAndComments(source, 0);
-  if (source.startsWith("class", i) && !isIdentifierChar(source[i + 5])) return null;
-  if (source.startsWith("async", i) && !isIdentifierChar(source[i + 5])) {
+  if (startsWithWord(source, i, "class")) {
+    // `class X {}` is not callable; `class(a) {}` is a method named class.
+    if (source[skipSpaceAndComments(source, i + 5)] !== "(") return null;
+  }
+  if (startsWithWord(source, i, "async")) {
     const next = skipSpaceAndComments(source, i + 5);
     // `async => ...` is an arrow function whose parameter is named async.
     if (!source.startsWith("=>", next)) i = next;
@@ -154,10 +152,26 @@ function parameterListText(source: string): string | null {
   // A single-parameter arrow function without parentheses: `x => ...`.
   const arrow = /^([A-Za-z_$\u00a0-\uffff][\w$\u00a0-\uffff]*)\s*=>/.exec(source.slice(i));
   if (arrow !== null) return arrow[1] ?? null;
-  const open = source.indexOf("(", i);
-  if (open < 0) return null;
-  const close = matchingParen(source, open);
-  return close < 0 ? null : source.slice(open + 1, close);
+  // Walk over the head (`function* name`, `get`, `[computed]`, `"quoted"`) to the first `(`.
+  while (i < source.length && source[i] !== "(") {
+    const char = source[i];
+    if (char === "[") {
+      const close = closingIndex(source, i);
+      if (close < 0) return null;
+      i = close + 1;
+    } else if (char === '"' || char === "'") {
+      i = literalEnd(source, i);
+    } else {
+      i = skipSpaceAndComments(source, i + 1);
+    }
+  }
+  if (i >= source.length) return null;
+  const close = closingIndex(source, i);
+  return close < 0 ? null : source.slice(i + 1, close);
+}
+
+function startsWithWord(text: string, at: number, word: string): boolean {
+  return text.startsWith(word, at) && !isIdentifierChar(text[at + word.length]);
 }
 
 function isIdentifierChar(char: string | undefined): boolean {
@@ -196,8 +210,9 @@ function literalEnd(text: string, start: number): number {
     } else if (char === quote) {
       return i + 1;
     } else if (quote === "`" && char === "$" && text[i + 1] === "{") {
-      i = closingIndex(text, i + 1, "{", "}") + 1;
-      if (i === 0) return text.length;
+      const close = closingIndex(text, i + 1);
+      if (close < 0) return text.length;
+      i = close + 1;
     } else {
       i++;
     }
@@ -205,79 +220,100 @@ function literalEnd(text: string, start: number): number {
   return text.length;
 }
 
-/** Index of the bracket that closes the one at `open`, skipping literals, comments and nesting. */
-function closingIndex(text: string, open: number, opener: string, closer: string): number {
-  let depth = 0;
-  let i = open;
+/** Index just past a regular expression literal that starts at `start`. */
+function regexEnd(text: string, start: number): number {
+  let inClass = false;
+  let i = start + 1;
   while (i < text.length) {
     const char = text[i];
+    if (char === "\\") i += 2;
+    else if (char === "\n") return i;
+    else {
+      if (char === "[") inClass = true;
+      else if (char === "]") inClass = false;
+      else if (char === "/" && !inClass) {
+        i++;
+        while (isIdentifierChar(text[i])) i++; // flags
+        return i;
+      }
+      i++;
+    }
+  }
+  return text.length;
+}
+
+/** Characters after which a `/` starts a regular expression rather than a division. */
+const BEFORE_REGEX = new Set(["", "(", ",", "=", ":", "[", "!", "&", "|", "?", "{", "}", ";"]);
+
+/**
+ * Visits every character of code from `start`, skipping string, template and
+ * regular expression literals and comments, with the bracket depth *before*
+ * the character. Stops when `visit` returns true and returns that index, else -1.
+ */
+function scanCode(
+  text: string,
+  start: number,
+  visit: (char: string, index: number, depth: number) => boolean,
+): number {
+  let depth = 0;
+  let previous = "";
+  let i = start;
+  while (i < text.length) {
+    const char = text[i] ?? "";
     if (char === '"' || char === "'" || char === "`") {
       i = literalEnd(text, i);
-      continue;
-    }
-    if (text.startsWith("//", i)) {
+      previous = char;
+    } else if (text.startsWith("//", i)) {
       i = lineEnd(text, i);
-      continue;
-    }
-    if (text.startsWith("/*", i)) {
+    } else if (text.startsWith("/*", i)) {
       i = blockCommentEnd(text, i);
-      continue;
+    } else if (char === "/" && BEFORE_REGEX.has(previous)) {
+      i = regexEnd(text, i);
+      previous = "/";
+    } else if (/\s/.test(char)) {
+      i++;
+    } else {
+      if (visit(char, i, depth)) return i;
+      if (char === "(" || char === "[" || char === "{") depth++;
+      else if (char === ")" || char === "]" || char === "}") depth--;
+      previous = char;
+      i++;
     }
-    if (char === opener) depth++;
-    else if (char === closer && --depth === 0) return i;
-    i++;
   }
   return -1;
 }
 
-function matchingParen(text: string, open: number): number {
-  return closingIndex(text, open, "(", ")");
+/** Index of the bracket that closes the one at `open`, or -1. */
+function closingIndex(text: string, open: number): number {
+  return scanCode(
+    text,
+    open,
+    (char, _, depth) => depth === 1 && (char === ")" || char === "]" || char === "}"),
+  );
 }
 
 /** Splits a parameter list at commas that are not nested in brackets, literals or comments. */
 function splitTopLevel(list: string): string[] {
   const parts: string[] = [];
-  let depth = 0;
   let start = 0;
-  let i = 0;
-  while (i < list.length) {
-    const char = list[i];
-    if (char === '"' || char === "'" || char === "`") {
-      i = literalEnd(list, i);
-      continue;
+  scanCode(list, 0, (char, index, depth) => {
+    if (char === "," && depth === 0) {
+      parts.push(list.slice(start, index));
+      start = index + 1;
     }
-    if (list.startsWith("//", i)) {
-      i = lineEnd(list, i);
-      continue;
-    }
-    if (list.startsWith("/*", i)) {
-      i = blockCommentEnd(list, i);
-      continue;
-    }
-    if (char === "(" || char === "[" || char === "{") depth++;
-    else if (char === ")" || char === "]" || char === "}") depth--;
-    else if (char === "," && depth === 0) {
-      parts.push(list.slice(start, i));
-      start = i + 1;
-    }
-    i++;
-  }
+    return false;
+  });
   parts.push(list.slice(start));
   return parts;
 }
 
-/** Index of the first `char` outside brackets and literals, or -1. */
-function topLevelIndexOf(text: string, char: string): number {
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"' || c === "'" || c === "`") {
-      i = literalEnd(text, i) - 1;
-    } else if (c === "(" || c === "[" || c === "{") depth++;
-    else if (c === ")" || c === "]" || c === "}") depth--;
-    else if (c === char && depth === 0) return i;
-  }
-  return -1;
+/** Index of the first top-level `=` (a default value), or -1. */
+function defaultValueIndex(text: string): number {
+  return scanCode(
+    text,
+    0,
+    (char, index, depth) => depth === 0 && char === "=" && text[index + 1] !== ">",
+  );
 }
 
 function stripComments(text: string): string {

@@ -379,11 +379,11 @@ export function runConformance(target: ConformanceTarget): void {
       ],
       [
         { func_name: "summ", func_args: [1, 2], func_kwargs: JSON.parse('{"__proto__": 1}') },
-        'ArgumentError: keyword argument "__proto__" is not allowed',
+        'ArgumentError: summ() keyword argument "__proto__" is not allowed',
       ],
       [
         { func_name: "summ", func_args: [1, 2], func_kwargs: { constructor: 1 } },
-        'ArgumentError: keyword argument "constructor" is not allowed',
+        'ArgumentError: summ() keyword argument "constructor" is not allowed',
       ],
       [
         { func_name: "summ", func_args: [1, 2], func_kwargs: { w: 1 } },
@@ -495,6 +495,33 @@ export function runConformance(target: ConformanceTarget): void {
     assertEquals(error.limit, limit);
     await assertRejects(client.call("blob", [limit * 2]), PayloadTooLargeError, "returned");
     assertEquals((await client.call<string>("blob", [1000])).length, 1000);
+
+    // A foreign client that ignores the limit gets an error result, not silence.
+    const broker = await h.broker();
+    const messageId = crypto.randomUUID();
+    await broker.publish(
+      h.queue,
+      "raw",
+      JSON.stringify({ func_name: "blob", func_args: ["z".repeat(limit)], message_id: messageId }),
+    );
+    const result = JSON.parse(
+      await waitFor(() => broker.readResult(h.queue, "raw", messageId), "the oversize result"),
+    );
+    assert(
+      result.exception_info.startsWith("PayloadTooLargeError: request of"),
+      result.exception_info,
+    );
+  });
+
+  test("an error too large to send is shortened, not lost", async (h) => {
+    const limit = 16 * 1024;
+    await h.server((app) =>
+      app.register("shout", () => {
+        throw new Error("!".repeat(limit * 2));
+      }), { maxMessageBytes: limit });
+    const client = await h.client();
+    const error = await assertRejects(client.call("shout"), RemoteError, "shortened to fit");
+    assert(error.remoteMessage.length < 2000, `length ${error.remoteMessage.length}`);
   });
 
   test("a request whose deadline passed while queued is not run", async (h) => {

@@ -366,9 +366,6 @@ Deno.test("readParameters() returns null for bound functions", () => {
 
 Deno.test({
   name: "readParameters() reads names from a method named class",
-  // BUG: parameterListText() treats any source starting with the word `class` as a class,
-  // so `{ class(a, b) {} }.class` (a valid method name) returns null instead of its names.
-  ignore: true,
   fn() {
     assertEquals(
       readParameters(methodFromSource("{ class(a, b) { return a + b; } }", "class")),
@@ -379,9 +376,6 @@ Deno.test({
 
 Deno.test({
   name: "readParameters() skips regular expression literals in default values",
-  // BUG: regular expression literals are not skipped, so a `(` or a quote inside one
-  // unbalances the parameter list and readParameters() returns null.
-  ignore: true,
   fn() {
     assertEquals(readParameters(fromSource("(a = /[(]/, b) => a")), spec(["a", "b"], false, 0));
     assertEquals(readParameters(fromSource('(a = /"/, b) => a')), spec(["a", "b"], false, 0));
@@ -390,10 +384,6 @@ Deno.test({
 
 Deno.test({
   name: "readParameters() reads names from a method with a computed name containing a parenthesis",
-  // BUG: parameterListText() takes the first `(` in the source, which for
-  // `{ ["get(x)"](a, b) {} }` is inside the computed name, so it silently returns the
-  // wrong names (["x"], required 1) instead of ["a", "b"].
-  ignore: true,
   fn() {
     assertEquals(
       readParameters(methodFromSource('{ ["get(x)"](a, b) { return a + b; } }', "get(x)")),
