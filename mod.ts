@@ -9,6 +9,7 @@
  *
  * @example Server and client in one process
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AppServer, Client, RemoteError } from "@prpc/prpc";
  *
  * function summ(a: number, b: number, z = 0.5): number {
@@ -23,14 +24,12 @@
  * await app.start();
  *
  * const client = await Client.connect({ queue: "doc_mod" });
- * console.assert(await client.call("summ", [1, 2], { z: 3 }) === 6);
+ * assert.equal(await client.call("summ", [1, 2], { z: 3 }), 6);
  * const api = client.proxy<{ summ: typeof summ }>();
- * console.assert(await api.summ(1, 2) === 3.5);
- * try {
- *   await client.call("fail");
- * } catch (err) {
- *   console.assert(err instanceof RemoteError && err.remoteName === "TypeError");
- * }
+ * assert.equal(await api.summ(1, 2), 3.5);
+ * await assert.rejects(client.call("fail"), (err) => {
+ *   return err instanceof RemoteError && err.remoteName === "TypeError";
+ * });
  * await client.close();
  * await app.stop();
  * ```

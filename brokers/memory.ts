@@ -13,12 +13,13 @@
  *
  * @example Server and client on the memory broker
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AppServer, Client } from "../mod.ts";
  * const app = new AppServer({ broker: "memory", queue: "doc_memory" });
  * app.register("add", (a: number, b: number) => a + b);
  * await app.start();
  * const client = await Client.connect({ broker: "memory", queue: "doc_memory" });
- * console.assert(await client.call("add", [1, 2]) === 3);
+ * assert.equal(await client.call("add", [1, 2]), 3);
  * await client.close();
  * await app.stop();
  * ```

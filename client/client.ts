@@ -76,6 +76,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { AppServer, Client } from "../mod.ts";
  *
  * const app = new AppServer({ queue: "doc_client", handleSignals: false });
@@ -83,9 +84,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * await app.start();
  *
  * const client = await Client.connect({ queue: "doc_client" });
- * console.assert(await client.call("summ", [1, 2], { z: 3 }) === 6);
+ * assert.equal(await client.call("summ", [1, 2], { z: 3 }), 6);
  * const api = client.proxy<{ summ: (a: number, b: number, z?: number) => number }>();
- * console.assert(await api.summ(1, 2) === 3.5);
+ * assert.equal(await api.summ(1, 2), 3.5);
  * await client.close();
  * await app.stop();
  * ```

@@ -74,10 +74,11 @@ export interface RemoteErrorOptions extends PrpcErrorOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RemoteError } from "./errors.ts";
  * const err = new RemoteError("TypeError", "bad thing");
- * console.assert(err.message.includes("bad thing"));
- * console.assert(err.remoteName === "TypeError");
+ * assert.ok(err.message.includes("bad thing"));
+ * assert.equal(err.remoteName, "TypeError");
  * ```
  */
 export class RemoteError extends PrpcError {

@@ -3,7 +3,7 @@
  * through the public API (AppServer, Client) and the broker interface (as a
  * foreign raw client would use it). Every broker runs it unchanged:
  *
- * ```ts
+ * ```ts ignore
  * runConformance({ name: "memory", broker: "memory", url: () => `memory://${crypto.randomUUID()}` });
  * ```
  */
