@@ -86,16 +86,24 @@ export function canonicalMessageId(value: unknown): string | null {
   return null;
 }
 
+let lastMs = Number.NaN;
+let lastText = "";
+
 /**
- * The current time as ISO 8601 with an explicit `+00:00` offset, which every
- * ISO parser (including Python's `datetime.fromisoformat` before 3.11) reads.
+ * An instant as ISO 8601 with an explicit `+00:00` offset, which every ISO
+ * parser (including Python's `datetime.fromisoformat` before 3.11) reads.
+ * Repeated calls within one millisecond reuse the text (it is on every call's path).
  *
- * @param date The instant to format.
+ * @param instant The instant, as a `Date` or epoch milliseconds. Default: now.
  * @returns e.g. `"2026-11-21T12:00:00.000+00:00"`.
  */
-export function isoTimestamp(date: Date = new Date()): string {
-  const iso = date.toISOString();
-  return `${iso.slice(0, -1)}+00:00`;
+export function isoTimestamp(instant: Date | number = Date.now()): string {
+  const ms = typeof instant === "number" ? instant : instant.getTime();
+  if (ms !== lastMs) {
+    lastText = `${new Date(ms).toISOString().slice(0, -1)}+00:00`;
+    lastMs = ms;
+  }
+  return lastText;
 }
 
 /** A request read from the wire: valid, or rejected with the reason. */

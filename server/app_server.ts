@@ -405,7 +405,7 @@ export class AppServer {
   }
 
   async #handle(delivery: Delivery, running: InFlight): Promise<void> {
-    const received = isoTimestamp();
+    const received = Date.now();
     const parsed = parseRequest(delivery.body);
     if (!parsed.ok) {
       if (parsed.messageId === null) {
@@ -472,7 +472,7 @@ export class AppServer {
   async #execute(
     delivery: Delivery,
     request: RequestMessage,
-    received: string,
+    received: number,
     running: InFlight,
   ): Promise<Reply> {
     const ids = { funcName: request.func_name, messageId: request.message_id };
@@ -549,13 +549,13 @@ export class AppServer {
   }
 
   /** The result fields shared by successes and errors; raw results echo the request as PRPC does. */
-  #resultMessage(delivery: Delivery, request: RequestMessage, received: string): ResultMessage {
+  #resultMessage(delivery: Delivery, request: RequestMessage, received: number): ResultMessage {
     const result: ResultMessage = {
       func_name: request.func_name,
       message_id: request.message_id,
       result: null,
       exception_info: null,
-      date_create_message: request.date_create_message ?? received,
+      date_create_message: request.date_create_message ?? isoTimestamp(received),
       date_done_message: isoTimestamp(),
     };
     if (delivery.kind === "raw") {
@@ -570,7 +570,7 @@ export class AppServer {
   #errorReply(
     delivery: Delivery,
     request: RequestMessage,
-    received: string,
+    received: number,
     error: unknown,
   ): Reply {
     const wire = toWireError(error, this.#exposeStacks);
