@@ -13,8 +13,8 @@ import {
   brokerKindSetting,
   brokerUrlSetting,
   intSetting,
+  maxMessageBytesSetting,
   queueNameSetting,
-  readEnv,
 } from "../protocol/env.ts";
 import {
   forbiddenKeyword,
@@ -138,16 +138,7 @@ export class Client {
       fallback: 60_000,
       min: 1,
     });
-    const maxMessageBytesOption = options.maxMessageBytes === undefined &&
-        readEnv("PRPC_MAX_MESSAGE_BYTES") === undefined
-      ? undefined
-      : intSetting({
-        value: options.maxMessageBytes,
-        option: "maxMessageBytes",
-        env: "PRPC_MAX_MESSAGE_BYTES",
-        fallback: 0,
-        min: 1024,
-      });
+    const maxMessageBytes = maxMessageBytesSetting(options.maxMessageBytes);
     const logger = options.logger ?? consoleLogger();
     const broker = await connectBroker(kind, { url });
     const pending = new Map<string, PendingCall>();
@@ -158,11 +149,15 @@ export class Client {
       await broker.close().catch(() => {});
       throw err;
     }
-    const maxMessageBytes = Math.min(
-      maxMessageBytesOption ?? broker.maxMessageBytes,
-      broker.maxMessageBytes,
-    );
-    return new Client({ broker, inbox, queue, timeoutMs, maxMessageBytes, logger, pending });
+    return new Client({
+      broker,
+      inbox,
+      queue,
+      timeoutMs,
+      maxMessageBytes: maxMessageBytes(broker.maxMessageBytes),
+      logger,
+      pending,
+    });
   }
 
   /** The queue name this client calls. */

@@ -149,3 +149,26 @@ export function queueNameSetting(option: string | undefined): string {
 export function brokerUrlSetting(option: string | undefined): string | undefined {
   return option ?? readEnv("PRPC_URL_BROKER");
 }
+
+/**
+ * Resolves the largest message size from the option `maxMessageBytes`, else
+ * `PRPC_MAX_MESSAGE_BYTES`, capped at the broker's own limit.
+ *
+ * @param option The value given in code.
+ * @returns A function that takes the broker's limit and returns the limit to use.
+ * @throws {ConfigError} When the value is not a whole number >= 1024.
+ */
+export function maxMessageBytesSetting(
+  option: number | undefined,
+): (brokerLimit: number) => number {
+  const configured = option === undefined && readEnv("PRPC_MAX_MESSAGE_BYTES") === undefined
+    ? undefined
+    : intSetting({
+      value: option,
+      option: "maxMessageBytes",
+      env: "PRPC_MAX_MESSAGE_BYTES",
+      fallback: 0,
+      min: 1024,
+    });
+  return (brokerLimit) => Math.min(configured ?? brokerLimit, brokerLimit);
+}

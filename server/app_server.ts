@@ -13,6 +13,7 @@ import {
   brokerKindSetting,
   brokerUrlSetting,
   intSetting,
+  maxMessageBytesSetting,
   queueNameSetting,
   readEnv,
 } from "../protocol/env.ts";
@@ -135,7 +136,7 @@ export class AppServer {
   readonly #maxWorkers: number;
   readonly #workerTimeoutMs: number | null;
   readonly #maxDeliveries: number;
-  readonly #maxMessageBytesOption: number | undefined;
+  readonly #maxMessageBytesFor: (brokerLimit: number) => number;
   readonly #exposeStacks: boolean;
   readonly #instanceNameOption: string | undefined;
   readonly #stopGraceMs: number;
@@ -151,6 +152,7 @@ export class AppServer {
   #drained: (() => void) | undefined;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #signalHandlers: (() => void)[] = [];
+  #starting: Promise<void> | undefined;
   #stopping: Promise<void> | undefined;
 
   /**
@@ -194,16 +196,7 @@ export class AppServer {
       fallback: 5,
       min: 1,
     });
-    this.#maxMessageBytesOption = options.maxMessageBytes === undefined &&
-        readEnv("PRPC_MAX_MESSAGE_BYTES") === undefined
-      ? undefined
-      : intSetting({
-        value: options.maxMessageBytes,
-        option: "maxMessageBytes",
-        env: "PRPC_MAX_MESSAGE_BYTES",
-        fallback: 0,
-        min: 1024,
-      });
+    this.#maxMessageBytesFor = maxMessageBytesSetting(options.maxMessageBytes);
     this.#exposeStacks = options.exposeStacks ??
       !boolSetting(undefined, "PRPC_REDACT_STACKS", false);
     this.#instanceNameOption = options.instanceName ?? readEnv("PRPC_INSTANCE_NAME");
@@ -279,19 +272,25 @@ export class AppServer {
    * @throws {ConfigError} When the broker settings are invalid.
    * @throws {PrpcError} When the server is already started.
    */
-  async start(): Promise<void> {
+  start(): Promise<void> {
     if (this.#state !== "idle") {
-      throw new ConfigError(`Cannot start a server that is ${this.#state}`);
+      return Promise.reject(new ConfigError(`Cannot start a server that is ${this.#state}`));
     }
     this.#state = "starting";
+    this.#starting = this.#start().finally(() => {
+      this.#starting = undefined;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
     this.#instanceName = this.#instanceNameOption ?? crypto.randomUUID();
     try {
       this.#broker = await connectBroker(this.#brokerKind, {
         url: this.#url,
         instanceName: this.#instanceName,
       });
-      const brokerLimit = this.#broker.maxMessageBytes;
-      this.#maxMessageBytes = Math.min(this.#maxMessageBytesOption ?? brokerLimit, brokerLimit);
+      this.#maxMessageBytes = this.#maxMessageBytesFor(this.#broker.maxMessageBytes);
       this.#subscription = await this.#broker.consume(
         this.#queue,
         (delivery) => this.#accept(delivery),
@@ -323,6 +322,10 @@ export class AppServer {
    */
   stop(options: StopOptions = {}): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
+    if (this.#starting !== undefined) {
+      // Stop right after a start that is under way (or do nothing if it fails).
+      return this.#starting.then(() => this.stop(options), () => {});
+    }
     if (this.#state !== "serving") return Promise.resolve();
     this.#stopping = this.#stop(options.graceMs ?? this.#stopGraceMs).finally(() => {
       this.#stopping = undefined;

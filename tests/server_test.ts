@@ -101,6 +101,15 @@ Deno.test("AppServer.start() twice fails; stop() is idempotent and shared", asyn
   await app.stop();
 });
 
+Deno.test("AppServer.stop() during start() stops once the start is done", async () => {
+  const app = new AppServer({ ...quiet(), url: isolated() });
+  const started = app.start();
+  const stopped = app.stop();
+  await started;
+  await stopped;
+  assertEquals(app.serving, false);
+});
+
 Deno.test("AppServer.start() fails clearly for a broker that is not available yet", async () => {
   const app = new AppServer({ ...quiet(), broker: "kafka" });
   await assertRejects(app.start(), ConfigError, "not available");

@@ -12,26 +12,19 @@ export function assertEquals<T>(actual: unknown, expected: T, message?: string):
   assert.deepStrictEqual(actual, expected, message);
 }
 
-/** Awaits `promise`, expects it to reject with `ErrorClass` whose message includes `includes`. */
-export async function assertRejects<E extends Error>(
-  promise: Promise<unknown> | (() => Promise<unknown>),
-  // deno-lint-ignore no-explicit-any
-  ErrorClass: new (...args: any[]) => E,
-  includes?: string,
-): Promise<E> {
-  let error: unknown;
-  try {
-    await (typeof promise === "function" ? promise() : promise);
-  } catch (err) {
-    error = err;
-  }
-  if (error === undefined) assert.fail(`expected a rejection with ${ErrorClass.name}`);
+// deno-lint-ignore no-explicit-any
+type ErrorClass<E extends Error> = new (...args: any[]) => E;
+
+/** Checks that `error` (what was thrown, if anything) is an `ErrorClass` whose message includes `includes`. */
+function checkThrown<E extends Error>(
+  error: unknown,
+  ErrorClass: ErrorClass<E>,
+  includes: string | undefined,
+): E {
+  if (error === undefined) assert.fail(`expected ${ErrorClass.name} to be thrown`);
   if (!(error instanceof ErrorClass)) {
-    assert.fail(
-      `expected ${ErrorClass.name}, got ${
-        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-      }`,
-    );
+    const got = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    assert.fail(`expected ${ErrorClass.name}, got ${got}`);
   }
   if (includes !== undefined && !error.message.includes(includes)) {
     assert.fail(
@@ -43,33 +36,30 @@ export async function assertRejects<E extends Error>(
   return error;
 }
 
+/** Awaits `promise`, expects it to reject with `ErrorClass` whose message includes `includes`. */
+export async function assertRejects<E extends Error>(
+  promise: Promise<unknown> | (() => Promise<unknown>),
+  ErrorClass: ErrorClass<E>,
+  includes?: string,
+): Promise<E> {
+  try {
+    await (typeof promise === "function" ? promise() : promise);
+  } catch (err) {
+    return checkThrown(err, ErrorClass, includes);
+  }
+  return checkThrown(undefined, ErrorClass, includes);
+}
+
 /** Calls `fn`, expects it to throw `ErrorClass` whose message includes `includes`. */
 export function assertThrows<E extends Error>(
   fn: () => unknown,
-  // deno-lint-ignore no-explicit-any
-  ErrorClass: new (...args: any[]) => E,
+  ErrorClass: ErrorClass<E>,
   includes?: string,
 ): E {
-  let error: unknown;
   try {
     fn();
   } catch (err) {
-    error = err;
+    return checkThrown(err, ErrorClass, includes);
   }
-  if (error === undefined) assert.fail(`expected ${ErrorClass.name} to be thrown`);
-  if (!(error instanceof ErrorClass)) {
-    assert.fail(
-      `expected ${ErrorClass.name}, got ${
-        error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-      }`,
-    );
-  }
-  if (includes !== undefined && !error.message.includes(includes)) {
-    assert.fail(
-      `expected the message to include ${JSON.stringify(includes)}: ${
-        JSON.stringify(error.message)
-      }`,
-    );
-  }
-  return error;
+  return checkThrown(undefined, ErrorClass, includes);
 }
