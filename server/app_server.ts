@@ -397,9 +397,12 @@ export class AppServer {
     this.#inFlight.set(delivery, running);
     this.#handle(delivery, running)
       .catch((err) => {
-        this.#logger.error("cannot settle a message; the broker will deliver it again", {
-          error: err instanceof Error ? err.message : String(err),
-        });
+        const error = err instanceof Error ? err.message : String(err);
+        // A message handed back while stopping is settled already: nothing went wrong.
+        if (running.handedBack) this.#logger.debug("a handed-back message ended", { error });
+        else {this.#logger.error("cannot settle a message; the broker will deliver it again", {
+            error,
+          });}
       })
       .finally(() => {
         this.#inFlight.delete(delivery);
