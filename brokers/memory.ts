@@ -3,7 +3,8 @@
  * tests, small apps). It keeps the semantics of the network brokers:
  * at-least-once delivery with redelivery of unsettled messages, results kept
  * for a TTL, several servers sharing one queue, the raw queue and the
- * dead-letter queue.
+ * dead-letter queue. A native result handed to a live inbox is not kept as
+ * well: in one process that hand-over cannot be lost, so nothing would read it.
  *
  * URL: `memory://[hub][?result_ttl_sec=600&max_message_bytes=16777216&dead_letter_limit=10000]`.
  * Brokers on the same hub name (default: the unnamed hub) see the same queues;
@@ -274,19 +275,20 @@ class MemoryHub {
   }
 
   storeResult(queue: string, kind: QueueKind, reply: Reply): void {
+    const deliver = reply.replyTo === undefined ? undefined : this.inboxes.get(reply.replyTo);
+    if (deliver !== undefined) {
+      const body = reply.body;
+      queueMicrotask(() => deliver(body));
+      // Inside one process the hand-over to a live inbox cannot be lost, and settling is
+      // atomic, so no redelivery will ever look for this result: keep only raw results.
+      if (kind === "native") return;
+    }
     const now = Date.now();
     const key = `${feedbackName(queue, kind)}_${reply.messageId}`;
     // Re-inserting keeps the map in expiry order, so sweeping stops at the first live entry.
     this.results.delete(key);
     this.results.set(key, { body: reply.body, expiresAt: now + this.settings.resultTtlMs });
     if (now >= this.#nextSweep) this.#sweep(now);
-    if (reply.replyTo !== undefined) {
-      const deliver = this.inboxes.get(reply.replyTo);
-      if (deliver !== undefined) {
-        const body = reply.body;
-        queueMicrotask(() => deliver(body));
-      }
-    }
   }
 
   readResult(queue: string, kind: QueueKind, messageId: string): string | null {
