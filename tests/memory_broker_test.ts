@@ -186,3 +186,23 @@ Deno.test("memory broker: raw and native requests are served in turn", async () 
   assertEquals(seen.deliveries.map((d) => d.body), ["n0", "r0", "n1", "r1", "n2", "r2"]);
   await broker.close();
 });
+
+Deno.test("memory broker: a native result taken by a live inbox is not stored as well", async () => {
+  const broker = await connect({ url: hub() });
+  const replies: string[] = [];
+  const inbox = await broker.openInbox((body) => replies.push(body));
+  const seen = collector();
+  await broker.consume("q", seen.handler, { prefetch: 2 });
+  await broker.publish("q", "native", "to a live inbox");
+  await broker.publish("q", "native", "to a gone inbox");
+  await seen.until(2);
+  const [live, gone] = [crypto.randomUUID(), crypto.randomUUID()];
+  await seen.deliveries[0]?.complete({ messageId: live, body: "1", replyTo: inbox.address });
+  await seen.deliveries[1]?.complete({ messageId: gone, body: "2", replyTo: "memory-inbox-gone" });
+  await Promise.resolve();
+  assertEquals(replies, ["1"]);
+  assertEquals(await broker.readResult("q", "native", live), null);
+  assertEquals(await broker.readResult("q", "native", gone), "2");
+  await inbox.close();
+  await broker.close();
+});
