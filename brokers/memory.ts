@@ -101,7 +101,6 @@ class MemoryConsumer implements Subscription {
 
   constructor(
     readonly queue: MemoryQueue,
-    readonly owner: MemoryBroker,
     readonly prefetch: number,
     readonly handler: (delivery: Delivery) => void,
   ) {}
@@ -403,7 +402,7 @@ class MemoryBroker implements Broker {
     const closed = this.#closedError();
     if (closed) return closed;
     const memoryQueue = this.hub.queue(queue);
-    const consumer = new MemoryConsumer(memoryQueue, this, options.prefetch, handler);
+    const consumer = new MemoryConsumer(memoryQueue, options.prefetch, handler);
     memoryQueue.consumers.push(consumer);
     this.#consumers.add(consumer);
     memoryQueue.scheduleDispatch();

@@ -29,6 +29,7 @@ import {
   CallTimeoutError,
   fromWireError,
   PayloadTooLargeError,
+  PrpcError,
 } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../server/logger.ts";
 import { createProxy, type RemoteApi, type UntypedApi } from "./proxy.ts";
@@ -256,7 +257,10 @@ export class Client {
     }
     const forbidden = forbiddenKeyword(kwargs);
     if (forbidden !== undefined) {
-      throw new ArgumentError(`keyword argument ${JSON.stringify(forbidden)} is not allowed`, ids);
+      throw new ArgumentError(
+        `${funcName}() keyword argument ${JSON.stringify(forbidden)} is not allowed`,
+        ids,
+      );
     }
     for (let i = 0; i < args.length; i++) assertEncodable(args[i], `args[${i}]`);
     for (const key of Object.keys(kwargs)) assertEncodable(kwargs[key], `kwargs.${key}`);
@@ -307,11 +311,14 @@ export class Client {
       }
       this.#pending.set(messageId, { funcName, resolve, reject, timer, cleanup });
       this.#broker.publish(this.#queue, "native", body).catch((err) => {
+        // The broker's own refusals (e.g. PayloadTooLargeError) keep their class.
         fail(
-          new BrokerError(`cannot send the call to "${funcName}": ${errorText(err)}`, {
-            ...ids,
-            cause: err,
-          }),
+          err instanceof PrpcError
+            ? err
+            : new BrokerError(`cannot send the call to "${funcName}": ${errorText(err)}`, {
+              ...ids,
+              cause: err,
+            }),
         );
       });
     });
