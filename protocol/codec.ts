@@ -104,20 +104,6 @@ function assertEncodableChild(value: unknown, path: string, ancestors: object[])
   else assertEncodable(value, path);
 }
 
-/**
- * Encodes an object as JSON after checking it with {@linkcode assertEncodable}.
- *
- * @param value The value to encode.
- * @param path Where the value sits, for error messages.
- * @returns JSON text.
- * @throws {SerializationError} When the value cannot travel as JSON.
- */
-export function encodeJson(value: unknown, path: string): string {
-  assertEncodable(value, path);
-  // A bare `undefined` has no JSON text of its own; it travels as null.
-  return JSON.stringify(value) ?? "null";
-}
-
 const encoder = new TextEncoder();
 
 /**

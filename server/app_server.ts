@@ -583,15 +583,9 @@ export class AppServer {
     const result = this.#resultMessage(delivery, request, received);
     result.exception_info = exceptionInfo(wire);
     result.error = wire;
-    let body: string;
-    try {
-      body = JSON.stringify(result);
-    } catch {
-      // Echoed raw arguments are JSON already; only a broken error extra can fail here.
-      delete wire.data;
-      delete wire.code;
-      body = JSON.stringify(result);
-    }
+    // Cannot throw: echoed arguments came from JSON.parse and toWireError keeps only
+    // code/data that JSON.stringify accepts.
+    let body = JSON.stringify(result);
     if (sizeOverLimit(body, this.#maxMessageBytes) !== null) {
       // Never let an error result fail for size: keep only the error's name and the
       // start of its message.
