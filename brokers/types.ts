@@ -13,6 +13,7 @@
 
 import type { QueueKind } from "../protocol/envelope.ts";
 import type { BrokerKind } from "../protocol/env.ts";
+import type { Logger } from "../server/logger.ts";
 
 /** Settings every broker module accepts. */
 export interface BrokerConnectOptions {
@@ -20,7 +21,17 @@ export interface BrokerConnectOptions {
   url?: string | undefined;
   /** Name of this server instance (used as consumer name where the broker has one). */
   instanceName?: string | undefined;
+  /**
+   * Broker-specific settings (each module documents its keys, e.g. the Redis
+   * heartbeat interval). They override the module's `PRPC_*` variables.
+   */
+  settings?: BrokerSettings | undefined;
+  /** Where the module reports reconnects and dropped messages. Default: the console. */
+  logger?: Logger | undefined;
 }
+
+/** Broker-specific settings by name; see {@linkcode BrokerConnectOptions.settings}. */
+export type BrokerSettings = Readonly<Record<string, string | number | boolean | undefined>>;
 
 /** What a broker module exports: a function that connects. */
 export type ConnectBroker = (options: BrokerConnectOptions) => Promise<Broker>;

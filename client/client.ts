@@ -6,7 +6,7 @@
  */
 
 import { connectBroker } from "../brokers/load.ts";
-import type { Broker, Inbox } from "../brokers/types.ts";
+import type { Broker, BrokerSettings, Inbox } from "../brokers/types.ts";
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
   type BrokerKind,
@@ -51,6 +51,8 @@ export interface ClientOptions {
   maxMessageBytes?: number | undefined;
   /** Where to write what happens. Default: the console, from level `info`. */
   logger?: Logger | undefined;
+  /** Settings of the broker module; each broker module documents its keys. */
+  brokerSettings?: BrokerSettings | undefined;
 }
 
 /** Options of one call. */
@@ -141,7 +143,11 @@ export class Client {
     });
     const maxMessageBytes = maxMessageBytesSetting(options.maxMessageBytes);
     const logger = options.logger ?? consoleLogger();
-    const broker = await connectBroker(kind, { url });
+    const broker = await connectBroker(kind, {
+      url,
+      settings: options.brokerSettings,
+      logger,
+    });
     const pending = new Map<string, PendingCall>();
     let inbox: Inbox;
     try {

@@ -5,6 +5,7 @@
  */
 
 import { connectBroker } from "../brokers/load.ts";
+import type { BrokerSettings } from "../brokers/types.ts";
 import type { Broker, Delivery, Reply, Subscription } from "../brokers/types.ts";
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
@@ -90,6 +91,11 @@ export interface AppServerOptions {
   handleSignals?: boolean | undefined;
   /** Where to write what happens. Default: the console, from level `info`. */
   logger?: Logger | undefined;
+  /**
+   * Settings of the broker module (e.g. Redis heartbeat and recovery
+   * intervals); each broker module documents its keys.
+   */
+  brokerSettings?: BrokerSettings | undefined;
 }
 
 /** Options of {@linkcode AppServer.stop}. */
@@ -139,6 +145,7 @@ export class AppServer {
   readonly #maxMessageBytesFor: (brokerLimit: number) => number;
   readonly #exposeStacks: boolean;
   readonly #instanceNameOption: string | undefined;
+  readonly #brokerSettings: BrokerSettings | undefined;
   readonly #stopGraceMs: number;
   readonly #handleSignals: boolean;
   readonly #logger: Logger;
@@ -209,6 +216,7 @@ export class AppServer {
     });
     this.#handleSignals = options.handleSignals ?? true;
     this.#logger = options.logger ?? consoleLogger();
+    this.#brokerSettings = options.brokerSettings;
   }
 
   /** The queue name this server serves. */
@@ -289,6 +297,8 @@ export class AppServer {
       this.#broker = await connectBroker(this.#brokerKind, {
         url: this.#url,
         instanceName: this.#instanceName,
+        settings: this.#brokerSettings,
+        logger: this.#logger,
       });
       this.#maxMessageBytes = this.#maxMessageBytesFor(this.#broker.maxMessageBytes);
       this.#subscription = await this.#broker.consume(
