@@ -48,6 +48,7 @@ export type { BrokerKind } from "./protocol/env.ts";
 export type {
   Broker,
   BrokerConnectOptions,
+  BrokerSettings,
   ConnectBroker,
   ConsumeOptions,
   DeadLetter,
