@@ -44,6 +44,7 @@ export { consoleLogger, type Logger, type LogLevel } from "./server/logger.ts";
 export { type CallOptions, Client, type ClientOptions } from "./client/client.ts";
 export type { Decoded, RemoteApi, UntypedApi } from "./client/proxy.ts";
 export type { WorkerType } from "./workers/types.ts";
+export type { PermissionValue, WorkerPermissions } from "./workers/permissions.ts";
 export type { BrokerKind } from "./protocol/env.ts";
 export type {
   Broker,
@@ -75,6 +76,7 @@ export {
   UnknownFunctionError,
   type WireError,
   type WireErrorType,
+  WorkerCrashedError,
   WorkerTimeoutError,
 } from "./protocol/errors.ts";
 export type { QueueKind, RequestMessage, ResultMessage } from "./protocol/envelope.ts";

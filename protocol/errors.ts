@@ -172,6 +172,19 @@ export class WorkerTimeoutError extends PrpcError {
 }
 
 /**
+ * The `thread` or `process` worker running the call died before answering: the
+ * function called `Deno.exit()`, threw where nothing could catch it, ran out of
+ * memory, or its module failed to load there. The server replaces the worker
+ * and keeps serving; the message is not retried.
+ */
+export class WorkerCrashedError extends PrpcError {
+  /** Always `"WorkerCrashedError"`. */
+  override get name(): string {
+    return "WorkerCrashedError";
+  }
+}
+
+/**
  * A value cannot travel as JSON: functions, symbols, bigint, cycles, `NaN`,
  * `Infinity`, `Map`, `Set`, binary buffers. Raised on the client for arguments
  * and on the server for results.
@@ -245,6 +258,7 @@ const SERVER_ERRORS: Record<Exclude<WireErrorType, "RemoteError">, typeof PrpcEr
   UnknownFunctionError,
   ArgumentError,
   WorkerTimeoutError,
+  WorkerCrashedError,
   SerializationError,
   PayloadTooLargeError,
   ProtocolError,
@@ -257,6 +271,7 @@ export type WireErrorType =
   | "UnknownFunctionError"
   | "ArgumentError"
   | "WorkerTimeoutError"
+  | "WorkerCrashedError"
   | "SerializationError"
   | "PayloadTooLargeError"
   | "ProtocolError"

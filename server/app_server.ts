@@ -40,10 +40,12 @@ import {
   type WireError,
 } from "../protocol/errors.ts";
 import { runAsync } from "../workers/async.ts";
+import { WorkerPool } from "../workers/pool.ts";
 import { WORKER_TYPES, type WorkerType } from "../workers/types.ts";
 import { bindArguments } from "./parameters.ts";
 import { consoleLogger, type Logger } from "./logger.ts";
-import { type RegisterOptions, Registry } from "./registry.ts";
+import { type RegisteredFunction, type RegisterOptions, Registry } from "./registry.ts";
+import { checkWorkerFunctions } from "./worker_checks.ts";
 
 /** Options of {@linkcode AppServer}. Every option has a default; most can come from `PRPC_*` variables. */
 export interface AppServerOptions {
@@ -55,11 +57,15 @@ export interface AppServerOptions {
   queue?: string | undefined;
   /** Worker type of functions registered without one. Default `"async"`. */
   defaultWorker?: WorkerType | undefined;
-  /** Messages this server executes at once. Default 4. */
+  /**
+   * Messages this server executes at once, and the most `thread` and `process`
+   * workers alive at once, all kinds together. Default: `PRPC_MAX_WORKERS`, else 4.
+   */
   maxWorkers?: number | undefined;
   /**
    * Time limit for one call in milliseconds; `null` for none. A call over the
-   * limit ends with `WorkerTimeoutError`. Default 100 000.
+   * limit ends with `WorkerTimeoutError`; a `thread` or `process` worker still
+   * running it is ended and replaced. Default 100 000.
    */
   workerTimeoutMs?: number | null | undefined;
   /**
@@ -96,6 +102,14 @@ export interface AppServerOptions {
    * intervals); each broker module documents its keys.
    */
   brokerSettings?: BrokerSettings | undefined;
+  /**
+   * Set when the server runs with Deno's `--unstable-worker-options` (or
+   * `"unstable": ["worker-options"]` in deno.json), which per-function
+   * `permissions` of `thread` workers need. Deno cannot tell a program whether
+   * the flag is on, and ends the process when it is missing, so the server
+   * refuses such functions at `start()` unless this is set. Default `false`.
+   */
+  unstableWorkerOptions?: boolean | undefined;
 }
 
 /** Options of {@linkcode AppServer.stop}. */
@@ -146,6 +160,8 @@ export class AppServer {
   readonly #exposeStacks: boolean;
   readonly #instanceNameOption: string | undefined;
   readonly #brokerSettings: BrokerSettings | undefined;
+  readonly #unstableWorkerOptions: boolean;
+  #pool: WorkerPool | undefined;
   readonly #stopGraceMs: number;
   readonly #handleSignals: boolean;
   readonly #logger: Logger;
@@ -217,6 +233,7 @@ export class AppServer {
     this.#handleSignals = options.handleSignals ?? true;
     this.#logger = options.logger ?? consoleLogger();
     this.#brokerSettings = options.brokerSettings;
+    this.#unstableWorkerOptions = options.unstableWorkerOptions ?? false;
   }
 
   /** The queue name this server serves. */
@@ -273,6 +290,59 @@ export class AppServer {
   }
 
   /**
+   * Registers every exported function of a module under its export name (the
+   * default export and classes excepted). With a `thread` or `process` worker,
+   * the workers import the same module and call the same exports.
+   *
+   * @param module URL of the module, e.g. `new URL("./funcs.ts", import.meta.url)`.
+   * @param options Worker type, permissions and V8 flags for all of them.
+   * @returns This server, for chaining.
+   * @throws {ConfigError} When the module does not load, exports no function, or
+   *   an export's name is already taken.
+   *
+   * @example Every export of a module, in a pool of Web Workers
+   * ```ts ignore
+   * const app = new AppServer({ queue: "math" });
+   * await app.registerModule(new URL("./math.ts", import.meta.url), { worker: "thread" });
+   * ```
+   */
+  async registerModule(
+    module: string | URL,
+    options: Omit<RegisterOptions, "module" | "params"> = {},
+  ): Promise<this> {
+    let href: string;
+    let exports: Record<string, unknown>;
+    try {
+      href = new URL(module).href;
+      exports = await import(href);
+    } catch (err) {
+      throw new ConfigError(
+        `Cannot register the module ${JSON.stringify(String(module))}: ${
+          err instanceof Error ? err.message : String(err)
+        }`,
+        { cause: err },
+      );
+    }
+    const names = Object.keys(exports).filter((name) =>
+      name !== "default" && typeof exports[name] === "function" &&
+      !/^class\b/.test(Function.prototype.toString.call(exports[name]))
+    );
+    if (names.length === 0) {
+      throw new ConfigError(`Cannot register the module ${href}: it exports no function`);
+    }
+    for (const name of names) {
+      this.#registry.add(
+        name,
+        exports[name],
+        { ...options, module: href },
+        this.#defaultWorker,
+        name,
+      );
+    }
+    return this;
+  }
+
+  /**
    * Connects to the broker and starts serving. Resolves once serving; the
    * server then keeps the process alive until {@linkcode AppServer.stop},
    * SIGINT or SIGTERM.
@@ -294,6 +364,8 @@ export class AppServer {
   async #start(): Promise<void> {
     this.#instanceName = this.#instanceNameOption ?? crypto.randomUUID();
     try {
+      await checkWorkerFunctions(this.#registry.workerFunctions, this.#unstableWorkerOptions);
+      this.#pool = new WorkerPool(this.#maxWorkers);
       this.#broker = await connectBroker(this.#brokerKind, {
         url: this.#url,
         instanceName: this.#instanceName,
@@ -310,6 +382,7 @@ export class AppServer {
       this.#state = "idle";
       await this.#broker?.close().catch(() => {});
       this.#broker = undefined;
+      this.#pool = undefined;
       throw err;
     }
     this.#state = "serving";
@@ -370,6 +443,8 @@ export class AppServer {
       }
     }
     this.#inFlight.clear();
+    await this.#pool?.close();
+    this.#pool = undefined;
     try {
       await this.#broker?.close();
     } finally {
@@ -525,16 +600,7 @@ export class AppServer {
         }
         throw err;
       }
-      value = await runAsync({
-        fn: registered.fn,
-        args,
-        funcName: request.func_name,
-        messageId: request.message_id,
-        attempt: delivery.attempt,
-        deadline: request.deadline_ms === undefined ? null : new Date(request.deadline_ms),
-        controller: running.controller,
-        timeoutMs: this.#workerTimeoutMs,
-      });
+      value = await this.#run(registered, args, request, delivery.attempt, running);
     } catch (err) {
       return this.#errorReply(delivery, request, received, err);
     }
@@ -562,6 +628,37 @@ export class AppServer {
       return this.#errorReply(delivery, request, received, error);
     }
     return { messageId: request.message_id, body, replyTo: request.reply_to };
+  }
+
+  /** Runs a function in its worker. */
+  #run(
+    registered: RegisteredFunction,
+    args: unknown[],
+    request: RequestMessage,
+    attempt: number,
+    running: InFlight,
+  ): Promise<unknown> {
+    const deadline = request.deadline_ms ?? null;
+    if (registered.target === undefined) {
+      return runAsync({
+        fn: registered.fn,
+        args,
+        funcName: request.func_name,
+        messageId: request.message_id,
+        attempt,
+        deadline: deadline === null ? null : new Date(deadline),
+        controller: running.controller,
+        timeoutMs: this.#workerTimeoutMs,
+      });
+    }
+    return this.#pool!.run(registered.target.spec, {
+      exportName: registered.target.exportName,
+      funcName: request.func_name,
+      args,
+      messageId: request.message_id,
+      attempt,
+      deadline,
+    }, { timeoutMs: this.#workerTimeoutMs, signal: running.controller.signal });
   }
 
   /** The result fields shared by successes and errors; raw results echo the request as PRPC does. */

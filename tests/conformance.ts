@@ -9,17 +9,11 @@
  */
 
 import {
-  AppServer,
-  type AppServerOptions,
+  type AppServer,
   ArgumentError,
-  type Broker,
   BrokerError,
-  type BrokerKind,
   callContext,
   CallTimeoutError,
-  Client,
-  type ClientOptions,
-  connectBroker,
   PayloadTooLargeError,
   ProtocolError,
   RemoteError,
@@ -28,95 +22,15 @@ import {
   WorkerTimeoutError,
 } from "../mod.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { type Deferred, deferred, waitFor } from "./support/async.ts";
-import { RecordingLogger } from "./support/logger.ts";
+import { deferred, waitFor } from "./support/async.ts";
+import { type ConformanceTarget, type ConformanceTest, Harness } from "./support/harness.ts";
+import { workerConformance } from "./conformance_workers.ts";
 
-/** A broker under test. */
-export interface ConformanceTarget {
-  /** Shown in test names. */
-  name: string;
-  /** The broker kind. */
-  broker: BrokerKind;
-  /** The URL for one test's servers and clients (called once per test). */
-  url(): string | undefined;
-  /** Options every server of the suite gets, e.g. short recovery intervals. */
-  serverOptions?: Partial<AppServerOptions>;
-  /** Set when the broker cannot be reached, with the reason; the tests are then ignored. */
-  ignore?: string | undefined;
-}
-
-/** What one test works with; everything it creates is closed at the end. */
-class Harness {
-  readonly queue = `conf_${crypto.randomUUID().slice(0, 8)}`;
-  readonly url: string | undefined;
-  readonly logger = new RecordingLogger();
-  readonly #servers: AppServer[] = [];
-  readonly #clients: Client[] = [];
-  readonly #brokers: Broker[] = [];
-  readonly #releases: Deferred<void>[] = [];
-
-  constructor(readonly target: ConformanceTarget) {
-    this.url = target.url();
-  }
-
-  /** Creates, fills and starts a server on the test's queue. */
-  async server(
-    register: (app: AppServer) => void,
-    options: Partial<AppServerOptions> = {},
-  ): Promise<AppServer> {
-    const app = new AppServer({
-      broker: this.target.broker,
-      url: this.url,
-      queue: this.queue,
-      handleSignals: false,
-      logger: this.logger,
-      ...this.target.serverOptions,
-      ...options,
-    });
-    register(app);
-    this.#servers.push(app);
-    await app.start();
-    return app;
-  }
-
-  /** Connects a client to the test's queue. */
-  async client(options: Partial<ClientOptions> = {}): Promise<Client> {
-    const client = await Client.connect({
-      broker: this.target.broker,
-      url: this.url,
-      queue: this.queue,
-      logger: this.logger,
-      ...options,
-    });
-    this.#clients.push(client);
-    return client;
-  }
-
-  /** A bare broker connection, used the way a client in another language would. */
-  async broker(): Promise<Broker> {
-    const broker = await connectBroker(this.target.broker, { url: this.url });
-    this.#brokers.push(broker);
-    return broker;
-  }
-
-  /** A latch that the test releases; released at the end in any case. */
-  latch(): Deferred<void> {
-    const latch = deferred();
-    this.#releases.push(latch);
-    return latch;
-  }
-
-  async close(): Promise<void> {
-    for (const latch of this.#releases) latch.resolve();
-    for (const client of this.#clients) await client.close();
-    for (const server of this.#servers) await server.stop({ graceMs: 0 });
-    for (const broker of this.#brokers) await broker.close();
-  }
-}
+export type { ConformanceTarget };
 
 /** Runs the whole suite against one broker. */
 export function runConformance(target: ConformanceTarget): void {
-  const test = (name: string, body: (h: Harness) => Promise<void>) => {
+  const test: ConformanceTest = (name, body) => {
     Deno.test({
       name: `${target.name}: ${name}`,
       ignore: target.ignore !== undefined,
@@ -608,4 +522,6 @@ export function runConformance(target: ConformanceTarget): void {
     assertEquals(await call, "finished");
     await stopped;
   });
+
+  workerConformance(test);
 }

@@ -12,6 +12,3 @@ export type WorkerType = "thread" | "process" | "async";
 
 /** Every worker type. */
 export const WORKER_TYPES: readonly WorkerType[] = ["thread", "process", "async"];
-
-/** Worker types this version can run. */
-export const SUPPORTED_WORKER_TYPES: readonly WorkerType[] = ["async"];
