@@ -2,8 +2,13 @@
  * Quickstart: a server and a client in one process over the embedded memory
  * broker. Run it with `deno task demo`.
  *
- * It registers a few functions, calls them with positional and keyword
- * arguments, through the typed proxy, and shows a remote error and a timeout.
+ * It registers a few functions in the three worker types (`async` on the
+ * event loop, `thread` in a pool of Web Workers, `process` in a Deno
+ * subprocess), calls them with positional and keyword arguments, through the
+ * typed proxy, and shows a remote error and a timeout.
+ *
+ * The functions are exported and the server starts behind `import.meta.main`:
+ * `thread` and `process` workers import this module and call its exports.
  */
 
 import {
@@ -39,50 +44,68 @@ export function divide(a: number, b: number): number {
   return a / b;
 }
 
-const app = new AppServer({ queue: "quickstart", maxWorkers: 4, workerTimeoutMs: 5_000 });
-app.register(summ)
-  .register(greet, { worker: "async" })
-  .register("hello_world", () => "hello_world")
-  .register(slow)
-  .register(divide);
+// CPU-bound: a Web Worker keeps the server's event loop free while it runs.
+export function fib(n: number): number {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
 
-await app.start();
-const client = await Client.connect({ queue: "quickstart" });
+// Runs in a subprocess of its own, which can be killed if it runs away.
+export function whereAmI(serverPid: number): string {
+  return Deno.pid === serverPid ? "the server's process" : "a subprocess of its own";
+}
 
-try {
-  console.log("summ(1, 2)            =", await client.call("summ", [1, 2]));
-  console.log("summ(1, 2, {z: 3})    =", await client.call("summ", [1, 2], { z: 3 }));
-  console.log("hello_world()         =", await client.call("hello_world"));
+if (import.meta.main) await main();
 
-  // A typed view: api.greet(...) is Promise<string>.
-  const api = client.proxy<{ greet: typeof greet; summ: typeof summ }>();
-  console.log('api.greet("prpc")     =', await api.greet("prpc"));
+async function main(): Promise<void> {
+  const app = new AppServer({ queue: "quickstart", maxWorkers: 4, workerTimeoutMs: 5_000 });
+  app.register(summ)
+    .register(greet, { worker: "async" })
+    .register("hello_world", () => "hello_world")
+    .register(slow)
+    .register(divide)
+    .register(fib, { worker: "thread" })
+    .register(whereAmI, { worker: "process" });
 
-  // 300 calls in flight at once over one client.
-  const sums = await Promise.all(Array.from({ length: 300 }, (_, i) => api.summ(i, i, 0)));
-  console.log("300 parallel calls    =", sums.length, "results, last", sums.at(-1));
-
-  try {
-    await client.call("divide", [1, 0]);
-  } catch (err) {
-    if (!(err instanceof RemoteError)) throw err;
-    console.log("remote error          =", `${err.remoteName}: ${err.remoteMessage}`);
-  }
+  await app.start();
+  const client = await Client.connect({ queue: "quickstart" });
 
   try {
-    await client.call("slow", [2_000], {}, { timeoutMs: 200 });
-  } catch (err) {
-    if (!(err instanceof CallTimeoutError)) throw err;
-    console.log("timeout               =", err.message);
-  }
+    console.log("summ(1, 2)            =", await client.call("summ", [1, 2]));
+    console.log("summ(1, 2, {z: 3})    =", await client.call("summ", [1, 2], { z: 3 }));
+    console.log("hello_world()         =", await client.call("hello_world"));
+    console.log("fib(25) in a thread   =", await client.call("fib", [25]));
+    console.log("whereAmI() process    =", await client.call("whereAmI", [Deno.pid]));
 
-  try {
-    await client.call("no_such_function");
-  } catch (err) {
-    if (!(err instanceof UnknownFunctionError)) throw err;
-    console.log("unknown function      =", err.message);
+    // A typed view: api.greet(...) is Promise<string>.
+    const api = client.proxy<{ greet: typeof greet; summ: typeof summ }>();
+    console.log('api.greet("prpc")     =', await api.greet("prpc"));
+
+    // 300 calls in flight at once over one client.
+    const sums = await Promise.all(Array.from({ length: 300 }, (_, i) => api.summ(i, i, 0)));
+    console.log("300 parallel calls    =", sums.length, "results, last", sums.at(-1));
+
+    try {
+      await client.call("divide", [1, 0]);
+    } catch (err) {
+      if (!(err instanceof RemoteError)) throw err;
+      console.log("remote error          =", `${err.remoteName}: ${err.remoteMessage}`);
+    }
+
+    try {
+      await client.call("slow", [2_000], {}, { timeoutMs: 200 });
+    } catch (err) {
+      if (!(err instanceof CallTimeoutError)) throw err;
+      console.log("timeout               =", err.message);
+    }
+
+    try {
+      await client.call("no_such_function");
+    } catch (err) {
+      if (!(err instanceof UnknownFunctionError)) throw err;
+      console.log("unknown function      =", err.message);
+    }
+  } finally {
+    await client.close();
+    await app.stop({ graceMs: 0 });
   }
-} finally {
-  await client.close();
-  await app.stop({ graceMs: 0 });
 }

@@ -1,7 +1,7 @@
 /** The README's first command: `deno task demo` runs the quickstart and exits 0. */
 import { assert, assertEquals } from "./support/assert.ts";
 
-Deno.test("deno task demo shows results, kwargs, a remote error and a timeout, then exits 0", async () => {
+Deno.test("deno task demo shows results in all three worker types, kwargs, a remote error and a timeout, then exits 0", async () => {
   const root = new URL("..", import.meta.url).pathname;
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["task", "demo"],
@@ -17,6 +17,8 @@ Deno.test("deno task demo shows results, kwargs, a remote error and a timeout, t
     "summ(1, 2)            = 3.5",
     "summ(1, 2, {z: 3})    = 6",
     "hello_world()         = hello_world",
+    "fib(25) in a thread   = 75025",
+    "whereAmI() process    = a subprocess of its own",
     'api.greet("prpc")     = Hello, prpc!',
     "300 parallel calls    = 300 results, last 598",
     "remote error          = RangeError: division by zero",
