@@ -9,7 +9,16 @@
 import { ConfigError } from "../protocol/errors.ts";
 
 /** Names of the Deno permissions a worker can be given or denied. */
-export const PERMISSION_NAMES = ["read", "write", "net", "env", "run", "ffi", "sys"] as const;
+export const PERMISSION_NAMES = [
+  "read",
+  "write",
+  "net",
+  "env",
+  "run",
+  "ffi",
+  "sys",
+  "import",
+] as const;
 
 /** One Deno permission name. */
 export type PermissionName = typeof PERMISSION_NAMES[number];
