@@ -95,16 +95,23 @@ export function workerConformance(test: ConformanceTest): void {
   }
 
   test("a process worker that runs out of memory or fails to load its module gives WorkerCrashedError", async (h) => {
+    const small = {
+      worker: "process",
+      module: FUNCS,
+      v8Flags: ["--max-old-space-size=24"],
+    } as const;
     await h.server((app) => {
-      app.register(funcs.exhaustMemory, {
-        worker: "process",
-        module: FUNCS,
-        v8Flags: ["--max-old-space-size=24"],
-      });
+      app.register(funcs.exhaustMemory, small);
+      app.register("add_in_small_heap", funcs.add, small);
       app.register(unloadable, { worker: "process", module: LOAD_FAILURE });
       app.register(funcs.add, { worker: "process", module: FUNCS });
     });
     const client = await h.client();
+    assertEquals(
+      await client.call("add_in_small_heap", [1, 1]),
+      2,
+      "the small heap is enough to start",
+    );
     await assertRejects(client.call("exhaustMemory"), WorkerCrashedError, "out of memory");
     await assertRejects(
       client.call("unloadable"),
