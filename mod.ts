@@ -44,7 +44,7 @@ export { consoleLogger, type Logger, type LogLevel } from "./server/logger.ts";
 export { type CallOptions, Client, type ClientOptions } from "./client/client.ts";
 export type { Decoded, RemoteApi, UntypedApi } from "./client/proxy.ts";
 export type { WorkerType } from "./workers/types.ts";
-export type { PermissionValue, WorkerPermissions } from "./workers/permissions.ts";
+export type { PermissionName, PermissionValue, WorkerPermissions } from "./workers/permissions.ts";
 export type { BrokerKind } from "./protocol/env.ts";
 export type {
   Broker,

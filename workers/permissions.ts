@@ -8,8 +8,19 @@
 
 import { ConfigError } from "../protocol/errors.ts";
 
+/** One Deno permission name. */
+export type PermissionName =
+  | "read"
+  | "write"
+  | "net"
+  | "env"
+  | "run"
+  | "ffi"
+  | "sys"
+  | "import";
+
 /** Names of the Deno permissions a worker can be given or denied. */
-export const PERMISSION_NAMES = [
+export const PERMISSION_NAMES: readonly PermissionName[] = [
   "read",
   "write",
   "net",
@@ -18,10 +29,7 @@ export const PERMISSION_NAMES = [
   "ffi",
   "sys",
   "import",
-] as const;
-
-/** One Deno permission name. */
-export type PermissionName = typeof PERMISSION_NAMES[number];
+];
 
 /**
  * `true` grants the permission, `false` denies it, a list grants it for those
