@@ -178,6 +178,7 @@ Deno.test("maxWorkers caps the workers of all kinds together; an idle worker is 
 
 class FakeWorker implements WorkerHandle {
   alive = true;
+  readonly ready = Promise.resolve();
   readonly calls: CallRequest[] = [];
   readonly #answers: ((outcome: CallOutcome) => void)[] = [];
   constructor(readonly spec: WorkerSpec) {}

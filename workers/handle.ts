@@ -29,6 +29,11 @@ export interface WorkerHandle {
   /** Whether it can take a call. */
   readonly alive: boolean;
   /**
+   * Resolves once the worker has loaded the function's module; stays pending
+   * when it dies first (its call then fails with `WorkerCrashedError`).
+   */
+  readonly ready: Promise<void>;
+  /**
    * Runs one call.
    *
    * @returns The outcome in the worker.

@@ -2,7 +2,8 @@
  * Messages between the server and its `thread` and `process` workers. A worker
  * runs one call at a time; the server sends a {@linkcode CallRequest} and the
  * worker answers with a {@linkcode CallOutcome}, or tells it is going down with
- * a {@linkcode CrashNotice}.
+ * a {@linkcode CrashNotice}. Once it has loaded the function's module, it says
+ * so with a {@linkcode ReadyNotice}.
  *
  * @module
  */
@@ -46,6 +47,12 @@ export type CallOutcome =
   | { id: number; ok: true; value: unknown }
   | { id: number; ok: false; error: ThrownError };
 
+/** The worker has loaded the function's module and takes calls. */
+export interface ReadyNotice {
+  /** Always `true`. */
+  ready: true;
+}
+
 /** The worker is about to end, and why. */
 export interface CrashNotice {
   /** A sentence for the caller's `WorkerCrashedError`. */
@@ -53,4 +60,4 @@ export interface CrashNotice {
 }
 
 /** What a worker sends to the server. */
-export type WorkerMessage = CallOutcome | CrashNotice;
+export type WorkerMessage = CallOutcome | CrashNotice | ReadyNotice;

@@ -8,7 +8,12 @@
  * @module
  */
 
-import { BrokerError, SerializationError, WorkerTimeoutError } from "../protocol/errors.ts";
+import {
+  BrokerError,
+  SerializationError,
+  WorkerCrashedError,
+  WorkerTimeoutError,
+} from "../protocol/errors.ts";
 import type { WorkerHandle, WorkerSpec } from "./handle.ts";
 import type { CallOutcome, CallRequest, ThrownError } from "./messages.ts";
 import { ProcessWorker } from "./process_worker.ts";
@@ -30,6 +35,13 @@ interface Waiter {
   readonly resolve: (handle: WorkerHandle) => void;
   readonly reject: (error: Error) => void;
 }
+
+/**
+ * How long a new worker may take to load the function's module. It is apart
+ * from `workerTimeoutMs`, which counts from the moment the worker is ready, so
+ * that a busy machine starting a subprocess does not eat a call's time limit.
+ */
+export const WORKER_START_LIMIT_MS = 60_000;
 
 /** Starts a worker for a spec; replaceable in tests of the pool itself. */
 export type StartWorker = (spec: WorkerSpec) => WorkerHandle;
@@ -104,7 +116,12 @@ export class WorkerPool {
     { timeoutMs, signal }: PoolCallOptions,
   ): Promise<CallOutcome> {
     return new Promise((resolve, reject) => {
+      const ids = { funcName: request.funcName, messageId: request.messageId };
+      let settled = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       const finish = () => {
+        settled = true;
+        clearTimeout(startTimer);
         clearTimeout(timer);
         signal.removeEventListener("abort", onAbort);
       };
@@ -112,16 +129,30 @@ export class WorkerPool {
         finish();
         reject(signal.reason);
       };
-      const timer = timeoutMs === null ? undefined : setTimeout(() => {
+      const startTimer = setTimeout(() => {
         finish();
         reject(
-          new WorkerTimeoutError(
-            `"${request.funcName}" did not finish within workerTimeoutMs (${timeoutMs} ms); ` +
-              `its ${handle.spec.type} worker was ended`,
-            { funcName: request.funcName, messageId: request.messageId },
+          new WorkerCrashedError(
+            `the ${handle.spec.type} worker for "${request.funcName}" did not load its module ` +
+              `within ${WORKER_START_LIMIT_MS} ms`,
+            ids,
           ),
         );
-      }, timeoutMs);
+      }, WORKER_START_LIMIT_MS);
+      handle.ready.then(() => {
+        clearTimeout(startTimer);
+        if (settled || timeoutMs === null) return;
+        timer = setTimeout(() => {
+          finish();
+          reject(
+            new WorkerTimeoutError(
+              `"${request.funcName}" did not finish within workerTimeoutMs (${timeoutMs} ms); ` +
+                `its ${handle.spec.type} worker was ended`,
+              ids,
+            ),
+          );
+        }, timeoutMs);
+      });
       signal.addEventListener("abort", onAbort, { once: true });
       handle.run(request).then(
         (outcome) => {

@@ -46,6 +46,7 @@ export function serveProcessCalls(exports: Record<string, unknown>): void {
     URL.createObjectURL(new Blob([STDIN_READER], { type: "text/javascript" })),
     { type: "module" },
   );
+  writeAll(encoder.encode(`${FRAME_MARKER}${JSON.stringify({ ready: true })}\n`));
   reader.onmessage = (event: MessageEvent<Uint8Array>) => {
     pending += decoder.decode(event.data, { stream: true });
     let end = pending.indexOf("\n");

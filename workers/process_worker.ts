@@ -50,6 +50,8 @@ export class ProcessWorker implements WorkerHandle {
   readonly #encoder = new TextEncoder();
   readonly #stderrTail: string[] = [];
   readonly #gone: Promise<void>;
+  readonly ready: Promise<void>;
+  readonly #markReady: () => void;
   #waiting: Waiting | undefined;
   #ended: string | undefined;
 
@@ -60,6 +62,9 @@ export class ProcessWorker implements WorkerHandle {
    */
   constructor(spec: WorkerSpec) {
     this.spec = spec;
+    const ready = Promise.withResolvers<void>();
+    this.ready = ready.promise;
+    this.#markReady = ready.resolve;
     this.#child = new Deno.Command(Deno.execPath(), {
       args: processArguments(spec),
       env: { NO_COLOR: "1" },
@@ -122,6 +127,10 @@ export class ProcessWorker implements WorkerHandle {
   #onMessage(message: WorkerMessage): void {
     if ("crash" in message) {
       this.#end(message.crash);
+      return;
+    }
+    if ("ready" in message) {
+      this.#markReady();
       return;
     }
     const waiting = this.#waiting;

@@ -37,6 +37,7 @@ export function serveThreadCalls(exports: Record<string, unknown>): void {
       scope.postMessage(uncloneable(outcome, err));
     }
   };
+  scope.postMessage({ ready: true });
 }
 
 /** The outcome to send instead of one structured clone cannot carry. */

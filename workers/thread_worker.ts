@@ -23,6 +23,8 @@ export class ThreadWorker implements WorkerHandle {
   readonly spec: WorkerSpec;
   readonly #worker: Worker;
   readonly #entryUrl: string;
+  readonly ready: Promise<void>;
+  readonly #markReady: () => void;
   #waiting: Waiting | undefined;
   #ended: string | undefined;
 
@@ -33,6 +35,9 @@ export class ThreadWorker implements WorkerHandle {
    */
   constructor(spec: WorkerSpec) {
     this.spec = spec;
+    const ready = Promise.withResolvers<void>();
+    this.ready = ready.promise;
+    this.#markReady = ready.resolve;
     this.#entryUrl = URL.createObjectURL(
       new Blob([entrySource(spec.module, CHILD_URL, "serveThreadCalls")], {
         type: "text/javascript",
@@ -76,6 +81,10 @@ export class ThreadWorker implements WorkerHandle {
   #onMessage(message: WorkerMessage): void {
     if ("crash" in message) {
       this.#end(message.crash);
+      return;
+    }
+    if ("ready" in message) {
+      this.#markReady();
       return;
     }
     const waiting = this.#waiting;
