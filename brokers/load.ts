@@ -13,6 +13,8 @@ async function importConnector(kind: BrokerKind): Promise<ConnectBroker> {
   switch (kind) {
     case "memory":
       return (await import("./memory.ts")).connect;
+    case "redis":
+      return (await import("./redis.ts")).connect;
     default:
       throw new ConfigError(
         `Cannot use broker ${JSON.stringify(kind)}: it is not available in this version of prpc`,

@@ -71,9 +71,13 @@ export interface Broker {
    * Client side: open the address where results for this client arrive.
    *
    * @param onReply Called with each result body sent to the inbox.
+   * @param onMissed Called when results sent to the inbox may have been lost
+   *   (e.g. its connection was re-established; brokers whose inbox cannot lose
+   *   results never call it). The owner then reads the stored results of the
+   *   calls it still waits for with {@linkcode Broker.readResult}.
    * @returns The inbox; its `address` goes into requests as `reply_to`.
    */
-  openInbox(onReply: (body: string) => void): Promise<Inbox>;
+  openInbox(onReply: (body: string) => void, onMissed?: () => void): Promise<Inbox>;
 
   /**
    * Reads a stored result, the lossless path behind the inbox and the way raw

@@ -22,13 +22,16 @@ import {
   parseResult,
   PROTOCOL_VERSION,
   type RequestMessage,
+  type ResultMessage,
 } from "../protocol/envelope.ts";
 import {
   ArgumentError,
   BrokerError,
   CallTimeoutError,
+  ConfigError,
   fromWireError,
   PayloadTooLargeError,
+  ProtocolError,
   PrpcError,
 } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../server/logger.ts";
@@ -53,6 +56,20 @@ export interface ClientOptions {
   logger?: Logger | undefined;
   /** Settings of the broker module; each broker module documents its keys. */
   brokerSettings?: BrokerSettings | undefined;
+  /**
+   * How calls travel. Default `"native"`: requests carry this client's inbox as
+   * `reply_to` and the server pushes each result there.
+   *
+   * `"raw"` calls any PRPC-compatible server, e.g. a Python PRPC server:
+   * requests go to `prpc_raw_{queue}` in PRPC's raw shape (`func_name`,
+   * `func_args`, `func_kwargs`, `message_id`, `date_create_message`, nothing
+   * else) and each result is read from its result key. A raw server does not
+   * push results, so a raw call reads its key right after sending, then again
+   * after 1, 2, 4, ... ms (at most 100 ms apart) until the result is there or
+   * the call times out.
+   * Results may carry `message_id` as a string or as PRPC's `{"hex": "..."}`.
+   */
+  protocol?: "native" | "raw" | undefined;
 }
 
 /** Options of one call. */
@@ -70,9 +87,13 @@ interface PendingCall {
   readonly reject: (error: Error) => void;
   readonly timer: ReturnType<typeof setTimeout>;
   readonly cleanup: (() => void) | undefined;
+  /** The next read of the stored result (raw protocol). */
+  poll?: ReturnType<typeof setTimeout> | undefined;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Longest wait between two reads of a raw call's result key. */
+const MAX_POLL_MS = 100;
 
 /**
  * A connection to a prpc server's queue.
@@ -96,37 +117,37 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  */
 export class Client {
   readonly #broker: Broker;
-  readonly #inbox: Inbox;
   readonly #queue: string;
+  readonly #protocol: "native" | "raw";
   readonly #timeoutMs: number;
   readonly #maxMessageBytes: number;
   readonly #logger: Logger;
-  readonly #pending: Map<string, PendingCall>;
+  readonly #pending = new Map<string, PendingCall>();
+  /** Where results arrive (native protocol only). */
+  #inbox: Inbox | undefined;
   #closed = false;
 
   private constructor(parts: {
     broker: Broker;
-    inbox: Inbox;
     queue: string;
+    protocol: "native" | "raw";
     timeoutMs: number;
     maxMessageBytes: number;
     logger: Logger;
-    pending: Map<string, PendingCall>;
   }) {
     this.#broker = parts.broker;
-    this.#inbox = parts.inbox;
     this.#queue = parts.queue;
+    this.#protocol = parts.protocol;
     this.#timeoutMs = parts.timeoutMs;
     this.#maxMessageBytes = parts.maxMessageBytes;
     this.#logger = parts.logger;
-    this.#pending = parts.pending;
   }
 
   /**
-   * Connects to the broker and opens this client's inbox. Every option
-   * defaults from the `PRPC_*` variables.
+   * Connects to the broker and opens this client's inbox (native protocol).
+   * Every option defaults from the `PRPC_*` variables.
    *
-   * @param options Broker, URL, queue and limits.
+   * @param options Broker, URL, queue, protocol and limits.
    * @returns The connected client.
    * @throws {ConfigError} When a setting is invalid.
    */
@@ -142,29 +163,40 @@ export class Client {
       min: 1,
     });
     const maxMessageBytes = maxMessageBytesSetting(options.maxMessageBytes);
+    const protocol = options.protocol ?? "native";
+    if (protocol !== "native" && protocol !== "raw") {
+      throw new ConfigError(
+        `Cannot use option protocol: current value is ${
+          JSON.stringify(protocol)
+        }; expected "native" or "raw"`,
+      );
+    }
     const logger = options.logger ?? consoleLogger();
     const broker = await connectBroker(kind, {
       url,
       settings: options.brokerSettings,
       logger,
     });
-    const pending = new Map<string, PendingCall>();
-    let inbox: Inbox;
-    try {
-      inbox = await broker.openInbox((body) => Client.#onReply(pending, logger, body));
-    } catch (err) {
-      await broker.close().catch(() => {});
-      throw err;
-    }
-    return new Client({
+    const client = new Client({
       broker,
-      inbox,
       queue,
+      protocol,
       timeoutMs,
       maxMessageBytes: maxMessageBytes(broker.maxMessageBytes),
       logger,
-      pending,
     });
+    if (protocol === "native") {
+      try {
+        client.#inbox = await broker.openInbox(
+          (body) => client.#onReply(body),
+          () => client.#readMissedResults(),
+        );
+      } catch (err) {
+        await broker.close().catch(() => {});
+        throw err;
+      }
+    }
+    return client;
   }
 
   /** The queue name this client calls. */
@@ -177,30 +209,93 @@ export class Client {
     return this.#pending.size;
   }
 
-  static #onReply(pending: Map<string, PendingCall>, logger: Logger, body: string): void {
+  /** A result pushed to the inbox (or read from its key after the inbox may have missed it). */
+  #onReply(body: string): void {
     const result = parseResult(body);
     if (result === null) {
-      logger.warn("ignored a reply that is not a prpc result", { body: body.slice(0, 200) });
+      this.#logger.warn("ignored a reply that is not a prpc result", { body: body.slice(0, 200) });
       return;
     }
-    const call = pending.get(result.message_id);
+    this.#settle(result.message_id, result);
+  }
+
+  /** The inbox may have missed results: read the stored result of every call still waiting. */
+  #readMissedResults(): void {
+    for (const messageId of this.#pending.keys()) {
+      this.#broker.readResult(this.#queue, "native", messageId).then(
+        (body) => {
+          if (body !== null) this.#onReply(body);
+        },
+        (err) =>
+          this.#logger.debug("cannot read a stored result after a reconnect", {
+            messageId,
+            error: errorText(err),
+          }),
+      );
+    }
+  }
+
+  /** Reads the stored result of a raw call, again and again with a growing pause until it is there. */
+  #pollResult(messageId: string, pauseMs: number): void {
+    this.#broker.readResult(this.#queue, "raw", messageId).then(
+      (body) => {
+        if (body === null) return this.#pollLater(messageId, pauseMs);
+        const result = parseResult(body);
+        if (result !== null) return this.#settle(messageId, result);
+        const call = this.#take(messageId);
+        call?.reject(
+          new ProtocolError(`the stored result is not a PRPC result: ${body.slice(0, 200)}`, {
+            funcName: call.funcName,
+            messageId,
+          }),
+        );
+      },
+      (err) => {
+        // The call may still complete (e.g. the connection comes back): keep reading until it
+        // times out.
+        this.#logger.debug("cannot read a stored result; trying again", {
+          messageId,
+          error: errorText(err),
+        });
+        this.#pollLater(messageId, MAX_POLL_MS);
+      },
+    );
+  }
+
+  #pollLater(messageId: string, pauseMs: number): void {
+    const call = this.#pending.get(messageId);
+    if (call === undefined || this.#closed) return;
+    call.poll = setTimeout(
+      () => this.#pollResult(messageId, Math.min(pauseMs * 2, MAX_POLL_MS)),
+      pauseMs,
+    );
+  }
+
+  /** Ends a waiting call with its result. */
+  #settle(messageId: string, result: ResultMessage): void {
+    const call = this.#take(messageId);
     if (call === undefined) {
-      logger.debug("ignored a result nobody waits for", { messageId: result.message_id });
+      this.#logger.debug("ignored a result nobody waits for", { messageId });
       return;
     }
-    pending.delete(result.message_id);
-    clearTimeout(call.timer);
-    call.cleanup?.();
     if (result.exception_info === null) {
       call.resolve(result.result);
     } else {
       call.reject(
-        fromWireError(result.error, result.exception_info, {
-          funcName: call.funcName,
-          messageId: result.message_id,
-        }),
+        fromWireError(result.error, result.exception_info, { funcName: call.funcName, messageId }),
       );
     }
+  }
+
+  /** Removes a waiting call and stops its timers. */
+  #take(messageId: string): PendingCall | undefined {
+    const call = this.#pending.get(messageId);
+    if (call === undefined) return undefined;
+    this.#pending.delete(messageId);
+    clearTimeout(call.timer);
+    clearTimeout(call.poll);
+    call.cleanup?.();
+    return call;
   }
 
   /**
@@ -276,10 +371,13 @@ export class Client {
       func_kwargs: kwargs as Record<string, unknown>,
       message_id: messageId,
       date_create_message: isoTimestamp(),
-      reply_to: this.#inbox.address,
-      deadline_ms: Date.now() + timeoutMs,
-      prpc: PROTOCOL_VERSION,
     };
+    if (this.#inbox !== undefined) {
+      // Native calls: the server pushes the result to the inbox and skips calls past their deadline.
+      request.reply_to = this.#inbox.address;
+      request.deadline_ms = Date.now() + timeoutMs;
+      request.prpc = PROTOCOL_VERSION;
+    }
     const body = JSON.stringify(request);
     const oversize = sizeOverLimit(body, this.#maxMessageBytes);
     if (oversize !== null) {
@@ -289,12 +387,7 @@ export class Client {
       );
     }
     return new Promise((resolve, reject) => {
-      const fail = (error: Error) => {
-        if (!this.#pending.delete(messageId)) return;
-        clearTimeout(timer);
-        cleanup?.();
-        reject(error);
-      };
+      const fail = (error: Error) => this.#take(messageId)?.reject(error);
       const timer = setTimeout(() => {
         fail(
           new CallTimeoutError(`no result from "${funcName}" within ${timeoutMs} ms`, {
@@ -316,7 +409,9 @@ export class Client {
         cleanup = () => signal.removeEventListener("abort", onAbort);
       }
       this.#pending.set(messageId, { funcName, resolve, reject, timer, cleanup });
-      this.#broker.publish(this.#queue, "native", body).catch((err) => {
+      const sent = this.#broker.publish(this.#queue, this.#protocol, body);
+      if (this.#protocol === "raw") sent.then(() => this.#pollResult(messageId, 1), () => {});
+      sent.catch((err) => {
         // The broker's own refusals (e.g. PayloadTooLargeError) keep their class.
         fail(
           err instanceof PrpcError
@@ -344,27 +439,29 @@ export class Client {
   }
 
   /**
-   * Closes the inbox and the broker connection. Calls still waiting are
-   * rejected with a `BrokerError`. Safe to call twice.
+   * Closes the inbox and the broker connection, then rejects the calls still
+   * waiting with a `BrokerError` (so they are settled when `close()` resolves).
+   * Safe to call twice.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const [messageId, call] of this.#pending) {
-      clearTimeout(call.timer);
-      call.cleanup?.();
-      call.reject(
-        new BrokerError(`the client was closed while "${call.funcName}" was running`, {
-          funcName: call.funcName,
-          messageId,
-        }),
-      );
-    }
-    this.#pending.clear();
     try {
-      await this.#inbox.close();
+      try {
+        await this.#inbox?.close();
+      } finally {
+        await this.#broker.close();
+      }
     } finally {
-      await this.#broker.close();
+      for (const messageId of [...this.#pending.keys()]) {
+        const call = this.#take(messageId);
+        call?.reject(
+          new BrokerError(`the client was closed while "${call.funcName}" was running`, {
+            funcName: call.funcName,
+            messageId,
+          }),
+        );
+      }
     }
   }
 }

@@ -1,0 +1,204 @@
+/**
+ * The Lua scripts of the Redis broker: one atomic script per operation that
+ * touches more than one thing, each with its KEYS, ARGV and reply documented.
+ * Scripts run by `EVALSHA`, falling back to `EVAL` when the server does not
+ * know them yet (first use, or after a restart).
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { Redis } from "ioredis";
+
+/** A Lua script and the SHA-1 digest `EVALSHA` calls it by. */
+export interface RedisScript {
+  /** What it does, for messages (e.g. "hand back" a message). */
+  readonly name: string;
+  /** Number of KEYS it takes. */
+  readonly keys: number;
+  /** The Lua source. */
+  readonly lua: string;
+  /** SHA-1 of the source, hex. */
+  readonly sha: string;
+}
+
+function script(name: string, keys: number, lua: string): RedisScript {
+  return { name, keys, lua, sha: createHash("sha1").update(lua).digest("hex") };
+}
+
+/**
+ * Settles a request with its result. The result is stored before the request
+ * is acknowledged, and a failed `SET` aborts the script before the `XACK`.
+ *
+ * - KEYS[1] request stream, KEYS[2] result key
+ * - ARGV[1] group, ARGV[2] entry id, ARGV[3] result body, ARGV[4] result TTL in ms,
+ *   ARGV[5] inbox channel to publish the result to, or `""`
+ * - Reply: 1 when the entry was pending, 0 when it was acknowledged before or its
+ *   group is gone (Redis restarted empty)
+ */
+export const COMPLETE: RedisScript = script(
+  "complete",
+  2,
+  `
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[3]) end
+local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if type(acked) == 'number' then return acked end
+return 0
+`,
+);
+
+/**
+ * Sets a request aside on the dead-letter stream, with an optional error result
+ * for its caller, then acknowledges and deletes it.
+ *
+ * - KEYS[1] request stream, KEYS[2] dead-letter stream, KEYS[3] result key
+ * - ARGV[1] group, ARGV[2] entry id, ARGV[3] kind, ARGV[4] body, ARGV[5] reason,
+ *   ARGV[6] date, ARGV[7] entries to keep (`MAXLEN ~`), ARGV[8] result body or `""`,
+ *   ARGV[9] result TTL in ms, ARGV[10] inbox channel or `""`
+ * - Reply: the id of the dead-letter entry
+ */
+export const DEAD_LETTER: RedisScript = script(
+  "set aside",
+  3,
+  `
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[9])
+  if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[10], ARGV[8]) end
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
+  'kind', ARGV[3], 'body', ARGV[4], 'reason', ARGV[5], 'date', ARGV[6])
+redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return id
+`,
+);
+
+/**
+ * Hands a request back so that any server can take it at once: re-adds it at the
+ * end of its stream with the number of deliveries so far (field `prpc_deliveries`),
+ * then acknowledges and deletes the delivered entry. Does nothing when another
+ * consumer has taken the entry over meanwhile (it is that consumer's now).
+ *
+ * - KEYS[1] request stream
+ * - ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] message body,
+ *   ARGV[5] deliveries so far
+ * - Reply: the new entry id, or nil when the entry was not this consumer's any more
+ */
+export const RELEASE: RedisScript = script(
+  "hand back",
+  1,
+  `
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if type(pending) ~= 'table' or pending.err or #pending == 0 or pending[1][2] ~= ARGV[2] then
+  return false
+end
+local id = redis.call('XADD', KEYS[1], '*', 'message', ARGV[4], 'prpc_deliveries', ARGV[5])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return id
+`,
+);
+
+/**
+ * The heartbeat: re-claims the entries this consumer is working on (`XCLAIM ...
+ * JUSTID`, which resets their idle time and leaves their delivery count), so that
+ * no other server takes them over. Entries another consumer took meanwhile are
+ * left alone and reported.
+ *
+ * - KEYS[1] request stream
+ * - ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry ids
+ * - Reply: the ids this consumer no longer holds
+ */
+export const HEARTBEAT: RedisScript = script(
+  "re-claim",
+  1,
+  `
+local lost = {}
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #pending > 0 and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    lost[#lost + 1] = ARGV[i]
+  end
+end
+return lost
+`,
+);
+
+/**
+ * Recovery: takes over entries that have been idle longer than the recover
+ * interval (their server died or lost its connection) with `XAUTOCLAIM`, and
+ * reads how often each has been delivered, this time included.
+ *
+ * - KEYS[1] request stream
+ * - ARGV[1] group, ARGV[2] consumer, ARGV[3] minimum idle time in ms,
+ *   ARGV[4] most entries to take (at least 1)
+ * - Reply: `{id, fields, deliveries}` for each entry taken
+ */
+export const RECOVER: RedisScript = script(
+  "take over",
+  1,
+  `
+local taken = {}
+local wanted = tonumber(ARGV[4])
+local cursor = '0-0'
+repeat
+  local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor,
+    'COUNT', wanted - #taken)
+  cursor = reply[1]
+  for _, entry in ipairs(reply[2]) do
+    if entry then
+      local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
+      taken[#taken + 1] = {entry[1], entry[2], pending[1][4]}
+    end
+  end
+until cursor == '0-0' or #taken >= wanted
+return taken
+`,
+);
+
+/**
+ * Removes a stopping server's consumer from the group when it holds no entries,
+ * so that servers named by a fresh UUID per start leave no trace. A consumer
+ * that still holds entries stays, so that they can be taken over.
+ *
+ * - KEYS[1] request stream
+ * - ARGV[1] group, ARGV[2] consumer
+ * - Reply: 1 when the consumer was removed, else 0
+ */
+export const LEAVE: RedisScript = script(
+  "leave the group",
+  1,
+  `
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if type(pending) ~= 'table' or pending.err or #pending > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`,
+);
+
+/**
+ * Runs a script by its digest, loading it when the server does not know it.
+ *
+ * @param redis The connection.
+ * @param code The script.
+ * @param keys Its KEYS (as many as `code.keys`).
+ * @param args Its ARGV.
+ * @returns The script's reply.
+ */
+export async function runScript(
+  redis: Redis,
+  code: RedisScript,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  try {
+    return await redis.evalsha(code.sha, code.keys, ...keys, ...args);
+  } catch (err) {
+    if (!(err instanceof Error && err.message.startsWith("NOSCRIPT"))) throw err;
+    return await redis.eval(code.lua, code.keys, ...keys, ...args);
+  }
+}
