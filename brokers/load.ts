@@ -15,6 +15,8 @@ async function importConnector(kind: BrokerKind): Promise<ConnectBroker> {
       return (await import("./memory.ts")).connect;
     case "redis":
       return (await import("./redis.ts")).connect;
+    case "amqp":
+      return (await import("./amqp.ts")).connect;
     default:
       throw new ConfigError(
         `Cannot use broker ${JSON.stringify(kind)}: it is not available in this version of prpc`,

@@ -1,0 +1,361 @@
+/**
+ * The server side: one consumer on `prpc_{queue}` and `prpc_raw_{queue}`, and
+ * the deliveries it hands to the server.
+ *
+ * **Counting deliveries.** `Delivery.attempt` must count every delivery,
+ * crashes included, or a message that kills its server would loop forever.
+ * Classic queues only say `redelivered`; quorum queues count in
+ * `x-delivery-count`, but what that header counts changed in RabbitMQ 4.0 and
+ * again in 4.3, and quorum queues need their own declaration arguments that
+ * queues declared by others may not have. So prpc counts itself, on any queue
+ * type and version: a request arriving with `redelivered` set is published
+ * again to the tail of its queue with the header `x-prpc-delivery` raised by
+ * one (after RabbitMQ confirms the copy, the original is acknowledged), and is
+ * run when that copy arrives. Only redeliveries pay for it.
+ *
+ * **Dead-lettering.** Poison messages go to `prpc_dead_{queue}` by a confirmed
+ * publish from the server rather than by a dead-letter exchange or a
+ * quorum-queue delivery limit: the server decides (it knows `maxDeliveries`
+ * and also sets aside messages it cannot read at all), the reason travels in
+ * the header `x-prpc-dead-reason`, and the caller gets an error result at once,
+ * which RabbitMQ's own dead-lettering could not send.
+ *
+ * @module
+ */
+
+import type { ConsumeMessage } from "amqplib";
+import { isoTimestamp, type QueueKind } from "../../protocol/envelope.ts";
+import { BrokerError } from "../../protocol/errors.ts";
+import {
+  deadLetterQueueName,
+  type Delivery,
+  feedbackName,
+  type Reply,
+  requestQueueName,
+  type Subscription,
+} from "../types.ts";
+import { type LinkContext, LinkPart } from "./connection.ts";
+import { type AmqpSession, errorText, type SessionChannel } from "./session.ts";
+import {
+  countedProperties,
+  deadLetterProperties,
+  deliveryNumber,
+  durableQueueOptions,
+  isShortString,
+  resultProperties,
+} from "./wire.ts";
+
+const KINDS: readonly QueueKind[] = ["native", "raw"];
+
+/** Where one consumer currently consumes. */
+interface Consuming {
+  readonly session: AmqpSession;
+  readonly channel: SessionChannel;
+  readonly tags: string[];
+}
+
+/** A server's consumer of both request queues of one queue name. */
+export class RequestConsumer extends LinkPart implements Subscription {
+  readonly #context: LinkContext;
+  readonly #queue: string;
+  readonly #handler: (delivery: Delivery) => void;
+  readonly #prefetch: number;
+  /** Deliveries handed to the handler and not settled yet. */
+  readonly #running = new Set<AmqpDelivery>();
+  /** Deliveries that arrived while `#prefetch` were running, in arrival order. */
+  readonly #waiting: AmqpDelivery[] = [];
+  #consuming: Consuming | undefined;
+  #closed = false;
+
+  /**
+   * Creates the consumer; it starts when its link registers it.
+   *
+   * @param context The connection, settings and logger.
+   * @param queue The queue name (without the `prpc_` prefix).
+   * @param handler Takes each delivery.
+   * @param prefetch Deliveries unsettled at once, across both queues.
+   */
+  constructor(
+    context: LinkContext,
+    queue: string,
+    handler: (delivery: Delivery) => void,
+    prefetch: number,
+  ) {
+    super();
+    this.#context = context;
+    this.#queue = queue;
+    this.#handler = handler;
+    this.#prefetch = prefetch;
+  }
+
+  protected override async attach(session: AmqpSession): Promise<void> {
+    if (this.#closed) return;
+    const channel = await session.openChannel(`the requests of ${this.#queue}`);
+    try {
+      // Per consumer, so each queue may hold `prefetch` unsettled messages; `#receive` keeps
+      // the two together to `prefetch` running. (A channel-wide "global" limit would do that
+      // in RabbitMQ, but quorum queues refuse it by closing the connection.)
+      await channel.channel.prefetch(this.#prefetch, false);
+      const tags: string[] = [];
+      for (const kind of KINDS) {
+        const name = requestQueueName(this.#queue, kind);
+        await session.declareQueue(name, durableQueueOptions(this.#context.settings));
+        const { consumerTag } = await channel.channel.consume(
+          name,
+          (message) => this.#receive(session, channel, kind, message),
+          { noAck: false },
+        );
+        tags.push(consumerTag);
+      }
+      this.#consuming = { session, channel, tags };
+    } catch (err) {
+      await channel.close();
+      throw new BrokerError(
+        `Cannot consume the requests of ${this.#queue}: ${errorText(err)}`,
+        { cause: err },
+      );
+    }
+    if (this.#closed) await this.#cancel();
+  }
+
+  #receive(
+    session: AmqpSession,
+    channel: SessionChannel,
+    kind: QueueKind,
+    message: ConsumeMessage | null,
+  ): void {
+    if (message === null) {
+      if (!this.#closed) {
+        session.rebuild(
+          `RabbitMQ cancelled the consumer of ${requestQueueName(this.#queue, kind)}`,
+        );
+      }
+      return;
+    }
+    if (this.#closed) {
+      // Arrived while the consumer was being cancelled: hand it to another server.
+      try {
+        channel.channel.nack(message, false, true);
+      } catch {
+        // The channel is gone, so RabbitMQ has put the message back already.
+      }
+      return;
+    }
+    if (message.fields.redelivered) {
+      void this.#countRedelivery(session, channel, kind, message);
+      return;
+    }
+    const delivery = new AmqpDelivery({
+      context: this.#context,
+      queue: this.#queue,
+      kind,
+      session,
+      channel,
+      message,
+      settled: (settled) => this.#settled(settled),
+    });
+    if (this.#running.size < this.#prefetch) this.#hand(delivery);
+    else this.#waiting.push(delivery);
+  }
+
+  #hand(delivery: AmqpDelivery): void {
+    this.#running.add(delivery);
+    try {
+      this.#handler(delivery);
+    } catch (err) {
+      this.#context.logger.error("the delivery handler threw", { error: errorText(err) });
+    }
+  }
+
+  #settled(delivery: AmqpDelivery): void {
+    if (!this.#running.delete(delivery)) return;
+    while (this.#running.size < this.#prefetch) {
+      const next = this.#waiting.shift();
+      if (next === undefined) return;
+      // One whose connection was lost meanwhile is back in its queue already.
+      if (next.held) this.#hand(next);
+    }
+  }
+
+  /** Puts a redelivered request back with its delivery count raised (see the module docs). */
+  async #countRedelivery(
+    session: AmqpSession,
+    channel: SessionChannel,
+    kind: QueueKind,
+    message: ConsumeMessage,
+  ): Promise<void> {
+    const name = requestQueueName(this.#queue, kind);
+    const next = deliveryNumber(message.properties) + 1;
+    try {
+      await session.publish(name, message.content, countedProperties(message.properties, next));
+      channel.channel.ack(message);
+      this.#context.logger.debug("counted a redelivery", { queue: name, delivery: next });
+    } catch (err) {
+      if (!session.alive || !channel.open) return; // RabbitMQ delivers it again
+      this.#context.logger.warn("cannot count a redelivery; the message goes back to its queue", {
+        queue: name,
+        error: errorText(err),
+      });
+      try {
+        channel.channel.nack(message, false, true);
+      } catch {
+        // The channel closed meanwhile: the message is back in its queue anyway.
+      }
+    }
+  }
+
+  /** Stops new deliveries; deliveries handed out can still be settled. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#context.link.unregister(this);
+    await this.#cancel();
+    // Taken but never handed out: give them to other servers now.
+    for (const waiting of this.#waiting.splice(0)) await waiting.release();
+  }
+
+  async #cancel(): Promise<void> {
+    const consuming = this.#consuming;
+    if (consuming === undefined || !consuming.session.alive || !consuming.channel.open) return;
+    for (const tag of consuming.tags) {
+      try {
+        await consuming.channel.channel.cancel(tag);
+      } catch {
+        // The channel closed meanwhile: it consumes nothing any more.
+      }
+    }
+  }
+}
+
+/** Everything a delivery needs to settle itself. */
+interface DeliverySource {
+  readonly context: LinkContext;
+  readonly queue: string;
+  readonly kind: QueueKind;
+  readonly session: AmqpSession;
+  readonly channel: SessionChannel;
+  readonly message: ConsumeMessage;
+  /** Called once the delivery is settled, whichever way. */
+  readonly settled: (delivery: AmqpDelivery) => void;
+}
+
+/**
+ * One request handed to the server. Settling it after its connection was lost
+ * does nothing and does not fail: RabbitMQ has put the request back already and
+ * delivers it again.
+ */
+class AmqpDelivery implements Delivery {
+  readonly kind: QueueKind;
+  readonly body: string;
+  readonly attempt: number;
+  readonly #source: DeliverySource;
+  #settled = false;
+
+  constructor(source: DeliverySource) {
+    this.#source = source;
+    this.kind = source.kind;
+    this.body = source.message.content.toString("utf8");
+    this.attempt = deliveryNumber(source.message.properties);
+  }
+
+  complete(reply: Reply): Promise<void> {
+    return this.#settle(async () => {
+      await this.#sendReply(reply);
+      this.#source.channel.channel.ack(this.#source.message);
+    });
+  }
+
+  deadLetter(reason: string, reply?: Reply): Promise<void> {
+    return this.#settle(async () => {
+      const { context, session, message, queue, kind } = this.#source;
+      const name = deadLetterQueueName(queue);
+      await session.declareQueue(name, durableQueueOptions(context.settings));
+      await session.publish(
+        name,
+        message.content,
+        deadLetterProperties(message.properties, kind, reason, isoTimestamp()),
+      );
+      if (reply !== undefined) await this.#sendReply(reply);
+      this.#source.channel.channel.ack(message);
+    });
+  }
+
+  release(): Promise<void> {
+    return this.#settle(() => {
+      this.#source.channel.channel.nack(this.#source.message, false, true);
+      return Promise.resolve();
+    });
+  }
+
+  /** Whether the message is still held on a live channel (not yet back in its queue). */
+  get held(): boolean {
+    return this.#source.session.alive && this.#source.channel.open;
+  }
+
+  async #settle(work: () => Promise<void>): Promise<void> {
+    if (this.#settled) throw new BrokerError("Cannot settle a delivery twice");
+    this.#settled = true;
+    try {
+      if (!this.held) return this.#lost();
+      await work();
+    } catch (err) {
+      if (!this.held) return this.#lost();
+      // Still ours: hand it back now rather than leave it unacknowledged for good.
+      try {
+        this.#source.channel.channel.nack(this.#source.message, false, true);
+      } catch {
+        // The channel closed meanwhile: the message is back in its queue anyway.
+      }
+      throw err instanceof BrokerError
+        ? err
+        : new BrokerError(`Cannot settle a message: ${errorText(err)}`, { cause: err });
+    } finally {
+      this.#source.settled(this);
+    }
+  }
+
+  #lost(): void {
+    this.#source.context.logger.debug(
+      "the connection was lost before a message was settled; RabbitMQ delivers it again",
+      { queue: requestQueueName(this.#source.queue, this.kind) },
+    );
+  }
+
+  /**
+   * Sends a result: to the request's AMQP `reply_to` property, else to the
+   * `reply_to` field of its JSON, else (raw requests only) to the durable
+   * `prpc_feedback_raw_{queue}`. Native results without an address are dropped.
+   */
+  async #sendReply(reply: Reply): Promise<void> {
+    const { context, session, message, queue, kind } = this.#source;
+    const properties = message.properties;
+    const address: unknown = properties.replyTo || reply.replyTo;
+    const correlationId = typeof properties.correlationId === "string" && properties.correlationId
+      ? properties.correlationId
+      : reply.messageId;
+    if (typeof address === "string" && address !== "") {
+      if (!isShortString(address)) {
+        context.logger.warn("dropped a result: its reply_to is not a valid queue name", {
+          messageId: reply.messageId,
+          replyTo: address.slice(0, 300),
+        });
+        return;
+      }
+      await session.publish(address, reply.body, resultProperties(reply.messageId, correlationId));
+      return;
+    }
+    if (kind === "native") {
+      context.logger.debug("dropped a native result: the request has no reply_to", {
+        messageId: reply.messageId,
+      });
+      return;
+    }
+    const feedback = feedbackName(queue, "raw");
+    await session.declareQueue(feedback, durableQueueOptions(context.settings));
+    await session.publish(
+      feedback,
+      reply.body,
+      resultProperties(reply.messageId, correlationId, context.settings.resultTtlMs),
+    );
+  }
+}
