@@ -17,9 +17,13 @@ async function importConnector(kind: BrokerKind): Promise<ConnectBroker> {
       return (await import("./redis.ts")).connect;
     case "amqp":
       return (await import("./amqp.ts")).connect;
+    case "kafka":
+      return (await import("./kafka.ts")).connect;
     default:
+      // Reachable from code that passes an unchecked string to connectBroker().
       throw new ConfigError(
-        `Cannot use broker ${JSON.stringify(kind)}: it is not available in this version of prpc`,
+        `Cannot use broker ${JSON.stringify(kind)}: it is not one prpc knows ` +
+          `(memory, redis, amqp, kafka)`,
       );
   }
 }

@@ -1,4 +1,4 @@
-import { AppServer, Client, ConfigError } from "../mod.ts";
+import { AppServer, type BrokerKind, Client, ConfigError, connectBroker } from "../mod.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./support/assert.ts";
 import { RecordingLogger } from "./support/logger.ts";
 
@@ -104,8 +104,10 @@ Deno.test("AppServer.stop() during start() stops once the start is done", async 
   assertEquals(app.serving, false);
 });
 
-Deno.test("AppServer.start() fails clearly for a broker that is not available yet", async () => {
-  const app = new AppServer({ ...quiet(), broker: "kafka" });
-  await assertRejects(app.start(), ConfigError, "not available");
-  assertEquals(app.serving, false);
+Deno.test("connectBroker() refuses a broker kind it does not know", async () => {
+  await assertRejects(
+    connectBroker("nats" as BrokerKind, {}),
+    ConfigError,
+    'Cannot use broker "nats": it is not one prpc knows',
+  );
 });

@@ -1,0 +1,452 @@
+/**
+ * A server's consumer: the servers' group (`prpc_group_consumers` by default)
+ * reading `prpc_{queue}` and `prpc_raw_{queue}`, with requests of one
+ * partition running at once up to `prefetch`, across partitions.
+ *
+ * - A request is handed out only after its delivery is committed in the
+ *   partition's ledger (`ledger.ts`), so `Delivery.attempt` counts deliveries
+ *   to any server of the group, also after a crash.
+ * - The committed offset moves only past requests that are done, and a
+ *   request is done once its result (or dead letter) is produced; requests
+ *   after an unfinished one may finish first: the ledger remembers them, so
+ *   whoever owns the partition next skips them.
+ * - After a rebalance kafkajs reads again from the committed offset; requests
+ *   still running or done here are not handed out again.
+ * - `release()` hands a request back: the consumer seeks back to it (while
+ *   open), or leaves it to the partition's next owner (while stopping).
+ *
+ * @module
+ */
+
+import type { Admin, Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import type { QueueKind } from "../../protocol/envelope.ts";
+import { BrokerError } from "../../protocol/errors.ts";
+import type { Logger } from "../../server/logger.ts";
+import type { Delivery, Reply, Subscription } from "../types.ts";
+import { requestQueueName } from "../types.ts";
+import { roundRobinAssigner, stickyAssigner, type TopicPartitions } from "./assigners.ts";
+import { brokerError, errorText, kafkaProtocolError } from "./client.ts";
+import { Committer, type PartitionCommit } from "./committer.ts";
+import type { KafkaContext } from "./context.ts";
+import { PartitionLedger } from "./ledger.ts";
+import { replyPartitionOf, sentMicros } from "./records.ts";
+import type { KafkaSettings } from "./settings.ts";
+import { Slots } from "./slots.ts";
+
+/** How a server's results and dead letters leave; implemented by the broker connection. */
+export interface Outbox {
+  /** Produces a result to the feedback topic of `kind`, to the caller's partition when given. */
+  sendResult(kind: QueueKind, reply: Reply, replyPartition: number | undefined): Promise<void>;
+  /** Produces a dead letter to `prpc_dead_{queue}` (`sent`: see `sentMicros`). */
+  sendDeadLetter(
+    kind: QueueKind,
+    body: string,
+    reason: string,
+    source: string,
+    sent: number,
+  ): Promise<void>;
+}
+
+/** Options of {@linkcode ServerConsumer.start}. */
+export interface ServerConsumerOptions extends KafkaContext {
+  /** The queue name. */
+  queue: string;
+  /** Deliveries unsettled at once, at most. */
+  prefetch: number;
+  /** Where results and dead letters go. */
+  outbox: Outbox;
+  /** Takes each delivery. */
+  handler: (delivery: Delivery) => void;
+}
+
+/** Kafka error types by which kafkajs recognises that it must rejoin its group. */
+const REJOIN_ERRORS = new Set([
+  "REBALANCE_IN_PROGRESS",
+  "NOT_COORDINATOR_FOR_GROUP",
+  "ILLEGAL_GENERATION",
+  "UNKNOWN_MEMBER_ID",
+]);
+
+/** A request handed to the server and not settled yet. */
+interface Running {
+  readonly key: string;
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly deliveries: number;
+}
+
+/** See the module docs. */
+export class ServerConsumer implements Subscription {
+  readonly #consumer: Consumer;
+  readonly #admin: Admin;
+  readonly #settings: KafkaSettings;
+  readonly #logger: Logger;
+  readonly #outbox: Outbox;
+  readonly #handler: (delivery: Delivery) => void;
+  readonly #kinds: ReadonlyMap<string, QueueKind>;
+  readonly #slots: Slots;
+  readonly #committer: Committer;
+  /** Partitions assigned in the current generation (`topic/partition`). */
+  #assigned = new Set<string>();
+  /** This server's member id in the group; a new one means the group went on without it. */
+  #memberId: string | undefined;
+  /** Ledgers of assigned partitions, loaded on their first batch after being assigned. */
+  readonly #ledgers = new Map<string, PartitionLedger>();
+  readonly #loading = new Map<string, Promise<PartitionLedger>>();
+  /** Requests running here, by `topic/partition@offset`; survives rebalances. */
+  readonly #running = new Map<string, Running>();
+  #open = true;
+  #connected = true;
+
+  private constructor(options: ServerConsumerOptions) {
+    const { settings } = options;
+    this.#consumer = options.kafka.consumer({
+      groupId: settings.groupId,
+      partitionAssigners: [stickyAssigner(() => this.#ownership()), roundRobinAssigner],
+      sessionTimeout: settings.sessionTimeoutMs,
+      heartbeatInterval: settings.heartbeatIntervalMs,
+      rebalanceTimeout: settings.rebalanceTimeoutMs,
+      maxWaitTimeInMs: settings.maxWaitMs,
+      allowAutoTopicCreation: false,
+    });
+    this.#admin = options.admin;
+    this.#settings = settings;
+    this.#logger = options.logger;
+    this.#outbox = options.outbox;
+    this.#handler = options.handler;
+    this.#kinds = new Map<string, QueueKind>([
+      [requestQueueName(options.queue, "native"), "native"],
+      [requestQueueName(options.queue, "raw"), "raw"],
+    ]);
+    this.#slots = new Slots(options.prefetch);
+    this.#committer = new Committer(
+      (key) => this.#snapshot(key),
+      (commits) => this.#consumer.commitOffsets(commits),
+    );
+  }
+
+  /**
+   * Joins the servers' group and starts handing out requests. Resolves once
+   * the group gave this server its partitions.
+   *
+   * @param options Connection, queue, prefetch, where results go, and the handler.
+   * @returns The consumer.
+   * @throws {BrokerError} When the group cannot be joined.
+   */
+  static async start(options: ServerConsumerOptions): Promise<ServerConsumer> {
+    const server = new ServerConsumer(options);
+    const consumer = server.#consumer;
+    consumer.on(
+      consumer.events.GROUP_JOIN,
+      ({ payload }) => server.#joined(payload.memberId, payload.memberAssignment),
+    );
+    consumer.on(consumer.events.CRASH, ({ payload }) => {
+      const details = { queue: options.queue, error: errorText(payload.error) };
+      if (payload.restart) options.logger.warn("the Kafka consumer failed; restarting", details);
+      else options.logger.error("the Kafka consumer failed and stopped", details);
+    });
+    try {
+      await consumer.connect();
+      // Requests sent before the group first read a partition are served too.
+      await consumer.subscribe({ topics: [...server.#kinds.keys()], fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        eachBatch: (payload) => server.#onBatch(payload),
+      });
+    } catch (err) {
+      server.#connected = false;
+      await consumer.disconnect().catch(() => {});
+      throw brokerError(`Cannot join the Kafka consumer group ${options.settings.groupId}`, err);
+    }
+    return server;
+  }
+
+  /** What this server owns, and where requests run, for the sticky assigner. */
+  #ownership(): { owned: TopicPartitions; busy: TopicPartitions } {
+    const owned: TopicPartitions = {};
+    for (const key of this.#assigned) {
+      const [topic, partition] = splitKey(key);
+      (owned[topic] ??= []).push(partition);
+    }
+    const busy: TopicPartitions = {};
+    for (const running of this.#running.values()) {
+      const list = busy[running.topic] ??= [];
+      if (!list.includes(running.partition)) list.push(running.partition);
+    }
+    return { owned, busy };
+  }
+
+  /** Stops handing out requests; those handed out can still be settled. */
+  close(): Promise<void> {
+    if (!this.#open) return Promise.resolve();
+    this.#open = false;
+    this.#slots.wake();
+    this.#pauseAll();
+    return Promise.resolve();
+  }
+
+  /**
+   * Commits what is done and leaves the group; requests still unsettled go to
+   * the partitions' next owners. Settling afterwards fails.
+   */
+  async disconnect(): Promise<void> {
+    await this.close();
+    await this.#committer.idle();
+    this.#connected = false;
+    await this.#consumer.disconnect().catch((err) =>
+      this.#logger.debug("cannot leave the Kafka consumer group cleanly", {
+        error: errorText(err),
+      })
+    );
+    this.#running.clear();
+  }
+
+  #pauseAll(): void {
+    try {
+      this.#consumer.pause([...this.#kinds.keys()].map((topic) => ({ topic })));
+    } catch {
+      // Not running (yet or any more): nothing to pause.
+    }
+  }
+
+  /**
+   * A new generation. Ledgers of partitions kept are still right (only this
+   * server committed them meanwhile); those of partitions gained are loaded
+   * again, since another server may have owned them.
+   */
+  #joined(memberId: string, assignment: Record<string, number[]>): void {
+    const next = new Set<string>();
+    for (const [topic, partitions] of Object.entries(assignment)) {
+      for (const partition of partitions) next.add(partitionKey(topic, partition));
+    }
+    const rejoined = this.#memberId !== undefined && this.#memberId !== memberId;
+    this.#memberId = memberId;
+    for (const key of [...this.#ledgers.keys(), ...this.#loading.keys()]) {
+      if (rejoined || !next.has(key)) {
+        this.#ledgers.delete(key);
+        this.#loading.delete(key);
+      }
+    }
+    this.#assigned = next;
+    // Commits that failed in the last generation go again in this one.
+    for (const key of this.#ledgers.keys()) {
+      this.#committer.commit(key).catch((err) =>
+        this.#logger.debug("cannot commit after a rebalance", { error: errorText(err) })
+      );
+    }
+    if (!this.#open) this.#pauseAll();
+  }
+
+  #snapshot(key: string): PartitionCommit | undefined {
+    const ledger = this.#assigned.has(key) ? this.#ledgers.get(key) : undefined;
+    if (ledger === undefined) return undefined;
+    const [topic, partition] = splitKey(key);
+    return { topic, partition, offset: String(ledger.base), metadata: ledger.encode() };
+  }
+
+  /** The partition's ledger, loaded from the group's commit on the partition's first batch. */
+  async #ledger(key: string, firstOffset: number): Promise<PartitionLedger> {
+    const loaded = this.#ledgers.get(key);
+    if (loaded !== undefined) return loaded;
+    let loading = this.#loading.get(key);
+    if (loading === undefined) {
+      loading = this.#loadLedger(key, firstOffset);
+      this.#loading.set(key, loading);
+    }
+    try {
+      const ledger = await loading;
+      if (this.#loading.get(key) === loading) {
+        this.#loading.delete(key);
+        this.#ledgers.set(key, ledger);
+      }
+      return ledger;
+    } catch (err) {
+      if (this.#loading.get(key) === loading) this.#loading.delete(key);
+      throw err;
+    }
+  }
+
+  async #loadLedger(key: string, firstOffset: number): Promise<PartitionLedger> {
+    const [topic, partition] = splitKey(key);
+    const offsets = await this.#admin.fetchOffsets({
+      groupId: this.#settings.groupId,
+      topics: [topic],
+    });
+    const committed = offsets.find((t) => t.topic === topic)?.partitions
+      .find((p) => p.partition === partition);
+    const offset = committed === undefined ? null : Number(committed.offset);
+    const ledger = PartitionLedger.fromCommit(offset, committed?.metadata ?? null, firstOffset);
+    ledger.skipTo(firstOffset);
+    // Requests still running here from before the partition moved away and back.
+    for (const running of this.#running.values()) {
+      if (running.key === key) ledger.adoptRunning(running.offset, running.deliveries);
+    }
+    return ledger;
+  }
+
+  async #onBatch(payload: EachBatchPayload): Promise<void> {
+    const { batch, resolveOffset, heartbeat, isRunning, isStale } = payload;
+    const { topic, partition, messages } = batch;
+    const key = partitionKey(topic, partition);
+    const kind = this.#kinds.get(topic);
+    const first = messages[0];
+    if (kind === undefined || first === undefined || !this.#open || !this.#assigned.has(key)) {
+      return;
+    }
+    const ledger = await this.#ledger(key, Number(first.offset));
+    // A rebalance (seen by another fetcher) or close() may come during any wait.
+    const current = () =>
+      this.#open && isRunning() && !isStale() && this.#ledgers.get(key) === ledger;
+    let i = 0;
+    while (i < messages.length) {
+      if (!current()) return;
+      const message = messages[i] as KafkaMessage;
+      if (this.#needsNoDelivery(key, ledger, message)) {
+        resolveOffset(message.offset);
+        i++;
+        continue;
+      }
+      while (this.#slots.free === 0) {
+        await this.#slots.changed(this.#settings.heartbeatIntervalMs);
+        if (!current()) return;
+        await heartbeat();
+      }
+      const round: { message: KafkaMessage; attempt: number }[] = [];
+      for (; i < messages.length && this.#slots.free > 0; i++) {
+        const next = messages[i] as KafkaMessage;
+        if (this.#needsNoDelivery(key, ledger, next)) continue;
+        this.#slots.take();
+        round.push({ message: next, attempt: ledger.markDelivered(Number(next.offset)) });
+      }
+      const undo = () => {
+        for (const { message: taken } of round) {
+          ledger.unmarkDelivered(Number(taken.offset));
+          this.#slots.give();
+        }
+      };
+      try {
+        // The delivery count must be in Kafka before the request runs, or a crash loses it.
+        await this.#committer.commit(key);
+      } catch (err) {
+        undo();
+        throw rejoinError(err);
+      }
+      if (!current()) {
+        undo();
+        return;
+      }
+      resolveOffset((messages[i - 1] as KafkaMessage).offset);
+      for (const { message: taken, attempt } of round) {
+        this.#deliver(kind, topic, partition, taken, attempt);
+      }
+    }
+  }
+
+  #needsNoDelivery(key: string, ledger: PartitionLedger, message: KafkaMessage): boolean {
+    const offset = Number(message.offset);
+    return ledger.isDone(offset) || this.#running.has(`${key}@${offset}`);
+  }
+
+  #deliver(
+    kind: QueueKind,
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+    attempt: number,
+  ): void {
+    const offset = Number(message.offset);
+    const running: Running = {
+      key: partitionKey(topic, partition),
+      topic,
+      partition,
+      offset,
+      deliveries: attempt,
+    };
+    const id = `${running.key}@${offset}`;
+    this.#running.set(id, running);
+    const body = message.value?.toString("utf8") ?? "";
+    const replyPartition = replyPartitionOf(message);
+    const sent = sentMicros(message);
+    let settled = false;
+    const claim = () => {
+      if (settled) throw new BrokerError("Cannot settle a Kafka delivery twice");
+      if (!this.#connected) {
+        throw new BrokerError("Cannot settle a Kafka delivery after its connection closed");
+      }
+      settled = true;
+    };
+    const settle = async (send: () => Promise<void>) => {
+      claim();
+      try {
+        await send();
+      } catch (err) {
+        await this.#finish(id, running, "released");
+        throw err;
+      }
+      await this.#finish(id, running, "done");
+    };
+    this.#handler({
+      kind,
+      body,
+      attempt,
+      complete: (reply) => settle(() => this.#outbox.sendResult(kind, reply, replyPartition)),
+      deadLetter: (reason, reply) =>
+        settle(async () => {
+          const source = `${topic}/${partition}/${offset}`;
+          await this.#outbox.sendDeadLetter(kind, body, reason, source, sent);
+          if (reply !== undefined) await this.#outbox.sendResult(kind, reply, replyPartition);
+        }),
+      release: async () => {
+        claim();
+        await this.#finish(id, running, "released");
+      },
+    });
+  }
+
+  async #finish(id: string, running: Running, outcome: "done" | "released"): Promise<void> {
+    if (this.#running.get(id) !== running) return;
+    this.#running.delete(id);
+    this.#slots.give();
+    const ledger = this.#assigned.has(running.key) ? this.#ledgers.get(running.key) : undefined;
+    if (ledger === undefined) return; // the partition moved: its new owner delivers it again
+    if (outcome === "released") {
+      ledger.markReleased(running.offset);
+      const from = ledger.lowestWaiting();
+      if (this.#open && from !== undefined) {
+        this.#consumer.seek({
+          topic: running.topic,
+          partition: running.partition,
+          offset: String(from),
+        });
+      }
+      return;
+    }
+    ledger.markDone(running.offset);
+    await this.#committer.commit(running.key).catch((err) =>
+      // The next generation commits it again (see #joined), or the next owner runs it again.
+      this.#logger.debug("cannot commit a finished request yet", { error: errorText(err) })
+    );
+  }
+}
+
+function partitionKey(topic: string, partition: number): string {
+  return `${topic}/${partition}`;
+}
+
+function splitKey(key: string): [string, number] {
+  const slash = key.lastIndexOf("/");
+  return [key.slice(0, slash), Number(key.slice(slash + 1))];
+}
+
+/**
+ * The error to throw out of `eachBatch` when a commit failed: the Kafka
+ * protocol error itself when it means "rejoin the group" (kafkajs rejoins
+ * only for the bare error, not for the one it wrapped it in after retrying),
+ * so the consumer rejoins instead of giving up.
+ */
+function rejoinError(err: unknown): unknown {
+  const protocolError = kafkaProtocolError(err);
+  return protocolError !== undefined && REJOIN_ERRORS.has(protocolError.type) ? protocolError : err;
+}
