@@ -314,6 +314,21 @@ export class AppServer {
     let exports: Record<string, unknown>;
     try {
       href = new URL(module).href;
+    } catch (err) {
+      throw new ConfigError(
+        `Cannot register the module ${JSON.stringify(String(module))}: expected an absolute URL ` +
+          `such as new URL("./funcs.ts", import.meta.url)`,
+        { cause: err },
+      );
+    }
+    if (href === Deno.mainModule) {
+      // Importing the main module while it evaluates would wait for itself.
+      throw new ConfigError(
+        `Cannot register the main module ${href} with registerModule: register its functions ` +
+          `with app.register(fn, { worker, module: import.meta.url }), or move them to a module of their own`,
+      );
+    }
+    try {
       exports = await import(href);
     } catch (err) {
       throw new ConfigError(
@@ -330,15 +345,12 @@ export class AppServer {
     if (names.length === 0) {
       throw new ConfigError(`Cannot register the module ${href}: it exports no function`);
     }
-    for (const name of names) {
-      this.#registry.add(
-        name,
-        exports[name],
-        { ...options, module: href },
-        this.#defaultWorker,
-        name,
-      );
-    }
+    const worker = options.worker ?? this.#defaultWorker;
+    this.#registry.addAll(
+      names.map((name) => ({ name, fn: exports[name], exportName: name })),
+      worker === "async" ? options : { ...options, module: href },
+      this.#defaultWorker,
+    );
     return this;
   }
 
@@ -351,6 +363,15 @@ export class AppServer {
    * @throws {PrpcError} When the server is already started.
    */
   start(): Promise<void> {
+    if (typeof Deno.mainModule !== "string" || Deno.mainModule.startsWith("data:")) {
+      // In a thread or process worker, which imports the server's module to find its functions.
+      return Promise.reject(
+        new ConfigError(
+          "Cannot start a server inside a prpc worker: the worker imported the module that " +
+            "starts it. Put start() behind if (import.meta.main)",
+        ),
+      );
+    }
     if (this.#state !== "idle") {
       return Promise.reject(new ConfigError(`Cannot start a server that is ${this.#state}`));
     }
@@ -365,7 +386,7 @@ export class AppServer {
     this.#instanceName = this.#instanceNameOption ?? crypto.randomUUID();
     try {
       await checkWorkerFunctions(this.#registry.workerFunctions, this.#unstableWorkerOptions);
-      this.#pool = new WorkerPool(this.#maxWorkers);
+      this.#pool = new WorkerPool(this.#maxWorkers, this.#logger);
       this.#broker = await connectBroker(this.#brokerKind, {
         url: this.#url,
         instanceName: this.#instanceName,

@@ -97,6 +97,42 @@ export class Registry {
     defaultWorker: WorkerType,
     exportName?: string,
   ): void {
+    const entry = this.#prepare(name, fn, options, defaultWorker, exportName);
+    this.#functions.set(name, entry);
+  }
+
+  /**
+   * Adds several functions, all or none: when one cannot be added, none is.
+   *
+   * @param entries Name, function and export name of each.
+   * @param options Options for all of them.
+   * @param defaultWorker The worker type when `options.worker` is absent.
+   * @throws {ConfigError} As {@linkcode Registry.add}, naming the first that fails.
+   */
+  addAll(
+    entries: readonly { name: string; fn: unknown; exportName: string }[],
+    options: RegisterOptions,
+    defaultWorker: WorkerType,
+  ): void {
+    const prepared: RegisteredFunction[] = [];
+    const names = new Set<string>();
+    for (const { name, fn, exportName } of entries) {
+      if (names.has(name)) {
+        throw new ConfigError(`Cannot register ${JSON.stringify(name)}: the name is already taken`);
+      }
+      names.add(name);
+      prepared.push(this.#prepare(name, fn, options, defaultWorker, exportName));
+    }
+    for (const entry of prepared) this.#functions.set(entry.name, entry);
+  }
+
+  #prepare(
+    name: string,
+    fn: unknown,
+    options: RegisterOptions,
+    defaultWorker: WorkerType,
+    exportName: string | undefined,
+  ): RegisteredFunction {
     if (typeof fn !== "function") {
       throw new TypeError(`Cannot register ${JSON.stringify(name)}: expected a function`);
     }
@@ -134,13 +170,13 @@ export class Registry {
         parameters = { names: [null], rest: true, required: 0 };
       }
     }
-    this.#functions.set(name, {
+    return {
       name,
       fn: fn as (...args: unknown[]) => unknown,
       worker,
       parameters,
       target,
-    });
+    };
   }
 
   /** The registered functions that run in `thread` or `process` workers. */

@@ -50,6 +50,17 @@ export async function checkWorkerFunctions(
       );
     }
   }
+  for (const entry of functions) {
+    const module = new URL(entry.target!.spec.module);
+    if (entry.worker !== "thread" || module.protocol !== "file:") continue;
+    const read = await Deno.permissions.query({ name: "read", path: module });
+    if (read.state !== "granted") {
+      throw new ConfigError(
+        `Cannot start: thread workers load ${module.href} for ${JSON.stringify(entry.name)}, ` +
+          `and this server may not read it; grant it with --allow-read`,
+      );
+    }
+  }
   if (functions.some((entry) => entry.worker === "process")) {
     const run = await Deno.permissions.query({ name: "run", command: Deno.execPath() });
     if (run.state !== "granted") {
@@ -96,19 +107,37 @@ function loadError(module: string, where: string, reason: string, cause?: unknow
   );
 }
 
+/** How long the export check may take to load the main module in a Web Worker. */
+const CHECK_LIMIT_MS = 30_000;
+
 /** Names of the exported functions of a module, as a Web Worker sees them. */
 function functionNamesInWorker(module: string, where: string): Promise<string[]> {
   const source = `import * as target from ${JSON.stringify(module)};\n` +
     `postMessage(Object.keys(target).filter((name) => typeof target[name] === "function"));\n`;
   const url = URL.createObjectURL(new Blob([source], { type: "text/javascript" }));
   const worker = new Worker(url, { type: "module", name: "prpc export check" });
+  let timer: ReturnType<typeof setTimeout> | undefined;
   return new Promise<string[]>((resolve, reject) => {
     worker.onmessage = (event: MessageEvent<string[]>) => resolve(event.data);
     worker.onerror = (event) => {
       event.preventDefault();
       reject(loadError(module, where, event.message));
     };
+    timer = setTimeout(
+      () =>
+        reject(
+          loadError(
+            module,
+            where,
+            `it did not finish loading within ${CHECK_LIMIT_MS} ms in a worker (does its top ` +
+              `level wait for something that never comes, such as a server started without ` +
+              `if (import.meta.main)?)`,
+          ),
+        ),
+      CHECK_LIMIT_MS,
+    );
   }).finally(() => {
+    clearTimeout(timer);
     worker.terminate();
     URL.revokeObjectURL(url);
   });

@@ -3,8 +3,9 @@
  * Workers and subprocesses, called through the broker under test.
  */
 
-import { RemoteError, WorkerCrashedError, WorkerTimeoutError } from "../mod.ts";
+import { RemoteError, SerializationError, WorkerCrashedError, WorkerTimeoutError } from "../mod.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
+import { waitFor } from "./support/async.ts";
 import type { ConformanceTest } from "./support/harness.ts";
 import * as funcs from "./fixtures/worker_funcs.ts";
 import { unloadable } from "./fixtures/worker_load_failure.ts";
@@ -68,19 +69,26 @@ export function workerConformance(test: ConformanceTest): void {
       assert(overlap(a!, b!), `the calls ran one after the other: ${JSON.stringify([a, b])}`);
     });
 
-    test(`an endless loop in a ${worker} worker is ended at workerTimeoutMs; the pool keeps serving`, async (h) => {
+    test(`${worker} workers refuse results without a JSON form, and survive a late uncaught error`, async (h) => {
       await h.server((app) => {
-        app.register(funcs.loopForever, { worker, module: FUNCS });
+        app.register(funcs.returnsMap, { worker, module: FUNCS });
+        app.register(funcs.returnsFunction, { worker, module: FUNCS });
+        app.register(funcs.throwLater, { worker, module: FUNCS });
         app.register(funcs.add, { worker, module: FUNCS });
-      }, { workerTimeoutMs: 1_500, maxWorkers: 1 });
+      }, { maxWorkers: 1 });
       const client = await h.client();
-      assertEquals(await client.call("add", [1, 1]), 2, "the worker is warm");
-      await assertRejects(
-        client.call("loopForever"),
-        WorkerTimeoutError,
-        `its ${worker} worker was ended`,
+      await assertRejects(client.call("returnsMap"), SerializationError, "returnsMap()");
+      await assertRejects(client.call("returnsFunction"), SerializationError, "returnsFunction()");
+      assertEquals(await client.call("throwLater"), "returned");
+      // The worker dies after answering: the pool notices and takes it out.
+      await waitFor(
+        () =>
+          h.logger.at("warn").some((line) =>
+            line.message === `a ${worker} worker ended while idle`
+          ),
+        "the pool to notice",
       );
-      assertEquals(await client.call("add", [2, 2]), 4, "a new worker takes the next call");
+      assertEquals(await client.call("add", [3, 4]), 7, "the next call gets a new worker");
     });
 
     test(`Deno.exit() in a ${worker} worker ends the call with WorkerCrashedError`, async (h) => {
@@ -93,6 +101,48 @@ export function workerConformance(test: ConformanceTest): void {
       assertEquals(await client.call("add", [2, 3]), 5);
     });
   }
+
+  test("a thread worker over workerTimeoutMs is terminated: its function stops, the pool keeps serving", async (h) => {
+    await h.server((app) => {
+      app.register(funcs.spinYielding, { worker: "thread", module: FUNCS });
+      app.register(funcs.add, { worker: "thread", module: FUNCS });
+    }, { workerTimeoutMs: 1_500, maxWorkers: 1 });
+    const client = await h.client();
+    const channel = `beats-${crypto.randomUUID()}`;
+    const beats = new BroadcastChannel(channel);
+    let lastBeat = 0;
+    beats.onmessage = () => lastBeat = Date.now();
+    try {
+      await assertRejects(
+        client.call("spinYielding", [channel]),
+        WorkerTimeoutError,
+        "its thread worker was ended",
+      );
+      assert(lastBeat > 0, "the function ran");
+      // A terminated worker beats no more; a live one beats every few milliseconds.
+      await waitFor(() => Date.now() - lastBeat > 300, "the function to stop beating");
+    } finally {
+      beats.close();
+    }
+    assertEquals(await client.call("add", [2, 2]), 4, "a new worker takes the next call");
+  });
+
+  test("a process worker in an endless loop is killed at workerTimeoutMs; the pool keeps serving", async (h) => {
+    await h.server((app) => {
+      app.register(funcs.pid, { worker: "process", module: FUNCS });
+      app.register(funcs.loopForever, { worker: "process", module: FUNCS });
+      app.register(funcs.add, { worker: "process", module: FUNCS });
+    }, { workerTimeoutMs: 1_500, maxWorkers: 1 });
+    const client = await h.client();
+    const pid = await client.call("pid") as number;
+    await assertRejects(
+      client.call("loopForever"),
+      WorkerTimeoutError,
+      "its process worker was ended",
+    );
+    await waitFor(() => processGone(pid), `subprocess ${pid} to be gone`);
+    assertEquals(await client.call("add", [2, 2]), 4, "a new worker takes the next call");
+  });
 
   test("a process worker that runs out of memory or fails to load its module gives WorkerCrashedError", async (h) => {
     const small = {

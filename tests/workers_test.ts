@@ -3,7 +3,7 @@
  * checks, registerModule, the shared maxWorkers budget, orphaned subprocesses,
  * and thread permissions.
  */
-import { AppServer, Client, ConfigError } from "../mod.ts";
+import { AppServer, Client, ConfigError, WorkerCrashedError } from "../mod.ts";
 import { WorkerPool } from "../workers/pool.ts";
 import type { WorkerHandle, WorkerSpec } from "../workers/handle.ts";
 import type { CallOutcome, CallRequest } from "../workers/messages.ts";
@@ -11,6 +11,7 @@ import { assert, assertEquals, assertRejects, assertThrows } from "./support/ass
 import { deferred, waitFor } from "./support/async.ts";
 import { RecordingLogger } from "./support/logger.ts";
 import * as funcs from "./fixtures/worker_funcs.ts";
+import { neverInThread } from "./fixtures/worker_exit_on_load.ts";
 
 const FUNCS = new URL("./fixtures/worker_funcs.ts", import.meta.url);
 const SERVER = new URL("./fixtures/worker_server.ts", import.meta.url).pathname;
@@ -179,6 +180,7 @@ Deno.test("maxWorkers caps the workers of all kinds together; an idle worker is 
 class FakeWorker implements WorkerHandle {
   alive = true;
   readonly ready = Promise.resolve();
+  readonly ended = new Promise<string>(() => {});
   readonly calls: CallRequest[] = [];
   readonly #answers: ((outcome: CallOutcome) => void)[] = [];
   constructor(readonly spec: WorkerSpec) {}
@@ -198,7 +200,7 @@ class FakeWorker implements WorkerHandle {
 
 Deno.test("a pool at its limit queues calls until a worker is free, then ends idle workers of another kind", async () => {
   const started: FakeWorker[] = [];
-  const pool = new WorkerPool(1, (spec) => {
+  const pool = new WorkerPool(1, new RecordingLogger(), (spec) => {
     const worker = new FakeWorker(spec);
     started.push(worker);
     return worker;
@@ -277,4 +279,181 @@ Deno.test("thread workers get their own permissions under --unstable-worker-opti
     name: "RemoteError",
     remoteName: "NotCapable",
   });
+});
+
+/** A memory-broker server and client on a hub of their own; both closed by the returned function. */
+async function serve(
+  register: (app: AppServer) => void,
+  options: ConstructorParameters<typeof AppServer>[0] = {},
+): Promise<{ app: AppServer; client: Client; logger: RecordingLogger; close(): Promise<void> }> {
+  const url = `memory://workers-${crypto.randomUUID()}`;
+  const logger = new RecordingLogger();
+  const app = newServer({ url, logger, ...options });
+  register(app);
+  await app.start();
+  const client = await Client.connect({ broker: "memory", url, queue: "workers", logger });
+  return {
+    app,
+    client,
+    logger,
+    async close() {
+      await client.close();
+      await app.stop({ graceMs: 0 });
+    },
+  };
+}
+
+Deno.test("a forged message frame from a process worker ends that worker, not the server", async () => {
+  const { client, close } = await serve((app) => {
+    app.register(funcs.forgeFrame, { worker: "process", module: FUNCS });
+    app.register(funcs.add, { worker: "process", module: FUNCS });
+  }, { maxWorkers: 1 });
+  try {
+    await assertRejects(client.call("forgeFrame"), WorkerCrashedError, "could not be read");
+    assertEquals(await client.call("add", [1, 1]), 2);
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a process the function started does not delay the crash report or stop()", async () => {
+  const pidFile = await Deno.makeTempFile();
+  const { app, client, close } = await serve((app) => {
+    app.register(funcs.startSleeper, { worker: "process", module: FUNCS });
+  }, { workerTimeoutMs: null });
+  try {
+    // It ends its worker with code 5 while `sleep 60` still holds the worker's pipes.
+    await assertRejects(
+      client.call("startSleeper", [pidFile, 5]),
+      WorkerCrashedError,
+      "exited with code 5",
+    );
+    await client.call("startSleeper", [pidFile]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stopped = await Promise.race([
+      app.stop({ graceMs: 0 }).then(() => true),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 20_000)),
+    ]);
+    clearTimeout(timer);
+    assert(stopped, "stop() waited for a process the function started");
+  } finally {
+    await close();
+    const pids = (await Deno.readTextFile(pidFile)).split("\n").filter((line) => line !== "");
+    for (const pid of pids) Deno.kill(Number(pid), "SIGKILL");
+    await Deno.remove(pidFile);
+  }
+});
+
+Deno.test("a thread worker that ends itself while loading its module fails the call at once", async () => {
+  const { client, close } = await serve((app) => {
+    app.register(neverInThread, {
+      worker: "thread",
+      module: new URL("./fixtures/worker_exit_on_load.ts", import.meta.url),
+    });
+  });
+  try {
+    await assertRejects(client.call("neverInThread"), WorkerCrashedError, "Deno.exit(4)");
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("registerModule works with async functions, and registers all or none", async () => {
+  const { app, client, close } = await serve(() => {});
+  try {
+    await app.registerModule(FUNCS);
+    assertEquals(await client.call("add", [5, 6]), 11, "async by default");
+    assertEquals(await client.call("pid"), Deno.pid);
+    const other = newServer();
+    other.register("spin", () => 0);
+    await assertRejects(
+      other.registerModule(FUNCS, { worker: "thread" }),
+      ConfigError,
+      "already taken",
+    );
+    assertEquals(other.functions, ["spin"], "nothing of the module was added");
+  } finally {
+    await close();
+  }
+});
+
+Deno.test("a server script that starts without import.meta.main fails clearly instead of hanging", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-all",
+      new URL("./fixtures/worker_unguarded.ts", import.meta.url).pathname,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assertEquals(output.code, 1);
+  assert(stderr.includes("Put start() behind if (import.meta.main)"), stderr);
+});
+
+Deno.test("process workers use the project's deno.json (import map)", async () => {
+  const project = new URL("./fixtures/worker_project/", import.meta.url).pathname;
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--config", `${project}deno.json`, `${project}server.ts`],
+    cwd: project,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  assertEquals(output.code, 0, stderr);
+  assertEquals(new TextDecoder().decode(output.stdout).trim(), "42");
+});
+
+Deno.test("a permission the server holds only in part is not passed on to process workers", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--deny-read=/etc/hostname",
+      "--allow-env",
+      new URL("./fixtures/permission_flags.ts", import.meta.url).pathname,
+    ],
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(output.code, 0, new TextDecoder().decode(output.stderr));
+  assertEquals(JSON.parse(new TextDecoder().decode(output.stdout)), ["--allow-env"]);
+});
+
+Deno.test("a call waiting for a free worker gives up when its signal aborts", async () => {
+  const started: FakeWorker[] = [];
+  const pool = new WorkerPool(1, new RecordingLogger(), (spec) => {
+    const worker = new FakeWorker(spec);
+    started.push(worker);
+    return worker;
+  });
+  const spec: WorkerSpec = {
+    type: "thread",
+    module: FUNCS.href,
+    permissions: undefined,
+    v8Flags: [],
+    key: "thread",
+  };
+  const request = {
+    exportName: "add",
+    funcName: "add",
+    args: [],
+    messageId: "m",
+    attempt: 1,
+    deadline: null,
+  };
+  const busy = pool.run(spec, request, { timeoutMs: null, signal: new AbortController().signal });
+  const controller = new AbortController();
+  const waiting = pool.run(spec, request, { timeoutMs: null, signal: controller.signal });
+  controller.abort(new Error("gave up"));
+  await assertRejects(waiting, Error, "gave up");
+  await waitFor(() => started[0]!.calls.length === 1, "the first call");
+  started[0]!.answer("done");
+  assertEquals(await busy, "done");
+  assertEquals(started[0]!.calls.length, 1, "the aborted call never reached a worker");
+  await pool.close();
 });

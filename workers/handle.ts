@@ -33,6 +33,8 @@ export interface WorkerHandle {
    * when it dies first (its call then fails with `WorkerCrashedError`).
    */
   readonly ready: Promise<void>;
+  /** Resolves with the reason once the worker has ended, for whatever reason. */
+  readonly ended: Promise<string>;
   /**
    * Runs one call.
    *
@@ -55,16 +57,19 @@ export function workerKey(spec: Omit<WorkerSpec, "key">): string {
 }
 
 /**
- * Source of a worker's entry module: the function's module first (so a throw
- * at its top level ends the worker before it takes calls), then the serving code.
+ * Source of a worker's entry module: the prelude first (it guards the worker
+ * while the rest loads), then the function's module (so a throw at its top
+ * level ends the worker before it takes calls), then the serving code.
  *
+ * @param prelude URL of the module that guards the worker.
  * @param module URL of the function's module.
  * @param child URL of the serving module.
  * @param serve Name of the serving function it exports.
  * @returns The module source.
  */
-export function entrySource(module: string, child: string, serve: string): string {
-  return `import * as target from ${JSON.stringify(module)};\n` +
+export function entrySource(prelude: string, module: string, child: string, serve: string): string {
+  return `import ${JSON.stringify(prelude)};\n` +
+    `import * as target from ${JSON.stringify(module)};\n` +
     `import { ${serve} } from ${JSON.stringify(child)};\n` +
     `${serve}(target);\n`;
 }

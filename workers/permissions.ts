@@ -74,15 +74,20 @@ export function checkPermissions(permissions: unknown, where: string): WorkerPer
   return checked;
 }
 
-/** Whether this process holds the whole of a permission. */
+/**
+ * Whether this process holds the whole of a permission: granted, with no part
+ * of it denied (`--allow-read --deny-read=/etc` is partial).
+ */
 function serverHolds(name: PermissionName): boolean {
-  return Deno.permissions.querySync({ name }).state === "granted";
+  const status = Deno.permissions.querySync({ name });
+  return status.state === "granted" && !status.partial;
 }
 
 /**
  * Command-line flags that give a `deno` subprocess these permissions. A
  * permission left out is granted when the server holds all of it; a permission
- * the server holds only in part is not passed on (Deno cannot tell which part).
+ * the server holds only in part (some of it allowed, or some denied) is not
+ * passed on, since Deno cannot tell which part.
  *
  * @param permissions The worker's permissions.
  * @returns Flags such as `--allow-net=api.example.com`.
@@ -93,6 +98,8 @@ export function permissionFlags(permissions: WorkerPermissions): string[] {
     const value = permissions[name] ?? serverHolds(name);
     if (value === true) flags.push(`--allow-${name}`);
     else if (value !== false && value.length > 0) flags.push(`--allow-${name}=${value.join(",")}`);
+    // Deno allows imports from a few well-known hosts by default; false means none.
+    else if (name === "import" && permissions.import === false) flags.push("--deny-import");
   }
   return flags;
 }

@@ -14,6 +14,7 @@ import {
   WorkerCrashedError,
   WorkerTimeoutError,
 } from "../protocol/errors.ts";
+import type { Logger } from "../server/logger.ts";
 import type { WorkerHandle, WorkerSpec } from "./handle.ts";
 import type { CallOutcome, CallRequest, ThrownError } from "./messages.ts";
 import { ProcessWorker } from "./process_worker.ts";
@@ -52,7 +53,9 @@ const startWorker: StartWorker = (spec) =>
 /** The workers of one server. */
 export class WorkerPool {
   readonly #maxWorkers: number;
+  readonly #logger: Logger;
   readonly #start: StartWorker;
+  readonly #busy = new Set<WorkerHandle>();
   readonly #live = new Set<WorkerHandle>();
   readonly #idle = new Map<string, WorkerHandle[]>();
   readonly #waiters: Waiter[] = [];
@@ -62,10 +65,12 @@ export class WorkerPool {
 
   /**
    * @param maxWorkers Most live workers of all kinds together.
+   * @param logger Where a worker that ends while idle is reported.
    * @param start How to start a worker.
    */
-  constructor(maxWorkers: number, start: StartWorker = startWorker) {
+  constructor(maxWorkers: number, logger: Logger, start: StartWorker = startWorker) {
     this.#maxWorkers = maxWorkers;
+    this.#logger = logger;
     this.#start = start;
   }
 
@@ -86,14 +91,17 @@ export class WorkerPool {
    */
   async run(spec: WorkerSpec, request: PoolRequest, options: PoolCallOptions): Promise<unknown> {
     options.signal.throwIfAborted();
-    const handle = await this.#acquire(spec);
+    const handle = await this.#acquire(spec, options.signal);
+    this.#busy.add(handle);
     let outcome: CallOutcome;
     try {
       outcome = await this.#runLimited(handle, { ...request, id: this.#nextId++ }, options);
     } catch (err) {
+      this.#busy.delete(handle);
       this.#discard(handle);
       throw err;
     }
+    this.#busy.delete(handle);
     this.#release(handle);
     if (outcome.ok) return outcome.value;
     throw rebuildError(outcome.error, request);
@@ -115,6 +123,7 @@ export class WorkerPool {
     request: CallRequest,
     { timeoutMs, signal }: PoolCallOptions,
   ): Promise<CallOutcome> {
+    if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const ids = { funcName: request.funcName, messageId: request.messageId };
       let settled = false;
@@ -167,7 +176,7 @@ export class WorkerPool {
     });
   }
 
-  #acquire(spec: WorkerSpec): Promise<WorkerHandle> {
+  #acquire(spec: WorkerSpec, signal: AbortSignal): Promise<WorkerHandle> {
     if (this.#closed) {
       return Promise.reject(new BrokerError("the server is stopping: no worker can be started"));
     }
@@ -175,7 +184,26 @@ export class WorkerPool {
     if (idle !== undefined) return Promise.resolve(idle);
     if (this.#live.size >= this.#maxWorkers) this.#endIdleOfOtherKind(spec.key);
     if (this.#live.size < this.#maxWorkers) return Promise.resolve(this.#startNew(spec));
-    return new Promise((resolve, reject) => this.#waiters.push({ spec, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at !== -1) this.#waiters.splice(at, 1);
+        reject(signal.reason);
+      };
+      const waiter: Waiter = {
+        spec,
+        resolve: (handle) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(handle);
+        },
+        reject: (error) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
   }
 
   #release(handle: WorkerHandle): void {
@@ -232,6 +260,13 @@ export class WorkerPool {
   #startNew(spec: WorkerSpec): WorkerHandle {
     const handle = this.#start(spec);
     this.#live.add(handle);
+    handle.ended.then((reason) => {
+      // A worker can die after answering (a timer of the function threw, say):
+      // take it out at once, so that no call is sent to it.
+      if (!this.#live.has(handle) || this.#busy.has(handle)) return;
+      this.#logger.warn(`a ${spec.type} worker ended while idle`, { module: spec.module, reason });
+      this.#discard(handle);
+    });
     return handle;
   }
 }

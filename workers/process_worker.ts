@@ -10,13 +10,20 @@
  */
 
 import { WorkerCrashedError } from "../protocol/errors.ts";
+import { findDenoConfig } from "./deno_config.ts";
 import { readLines, splitFrame } from "./frames.ts";
 import { entrySource, type WorkerHandle, type WorkerSpec } from "./handle.ts";
 import type { CallOutcome, CallRequest, WorkerMessage } from "./messages.ts";
 import { permissionFlags } from "./permissions.ts";
 
 const CHILD_URL = new URL("./process_child.ts", import.meta.url).href;
+const STDIN_URL = new URL("./process_stdin.ts", import.meta.url).href;
 const STDERR_LINES_KEPT = 40;
+/**
+ * How long the pipes of an exited subprocess are still read for its last
+ * words. A process the function started may hold them open for longer.
+ */
+const DRAIN_MS = 250;
 
 interface Waiting {
   readonly request: CallRequest;
@@ -27,16 +34,19 @@ interface Waiting {
 /**
  * The arguments of `deno` for a worker. The main module is a `data:` URL that
  * imports the function's module statically, so loading it needs no read
- * permission in the subprocess.
+ * permission in the subprocess. The project's `deno.json` (import map, lock
+ * file), found from the function's module, is passed on with `--config`.
  *
  * @param spec The worker's spec.
  * @returns The arguments after the executable.
  */
 export function processArguments(spec: WorkerSpec): string[] {
-  const source = entrySource(spec.module, CHILD_URL, "serveProcessCalls");
+  const source = entrySource(STDIN_URL, spec.module, CHILD_URL, "serveProcessCalls");
   const bytes = new TextEncoder().encode(source);
   const main = `data:application/typescript;base64,${btoa(String.fromCharCode(...bytes))}`;
   const args = ["run", "--quiet", "--no-prompt", ...permissionFlags(spec.permissions ?? {})];
+  const config = findDenoConfig(spec.module);
+  if (config !== undefined) args.push(`--config=${config}`);
   if (spec.v8Flags.length > 0) args.push(`--v8-flags=${spec.v8Flags.join(",")}`);
   args.push(main);
   return args;
@@ -49,9 +59,12 @@ export class ProcessWorker implements WorkerHandle {
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #encoder = new TextEncoder();
   readonly #stderrTail: string[] = [];
+  readonly #stopReading = new AbortController();
   readonly #gone: Promise<void>;
   readonly ready: Promise<void>;
+  readonly ended: Promise<string>;
   readonly #markReady: () => void;
+  readonly #markEnded: (reason: string) => void;
   #waiting: Waiting | undefined;
   #ended: string | undefined;
 
@@ -65,6 +78,9 @@ export class ProcessWorker implements WorkerHandle {
     const ready = Promise.withResolvers<void>();
     this.ready = ready.promise;
     this.#markReady = ready.resolve;
+    const ended = Promise.withResolvers<string>();
+    this.ended = ended.promise;
+    this.#markEnded = ended.resolve;
     this.#child = new Deno.Command(Deno.execPath(), {
       args: processArguments(spec),
       env: { NO_COLOR: "1" },
@@ -74,10 +90,26 @@ export class ProcessWorker implements WorkerHandle {
     }).spawn();
     this.#stdin = this.#child.stdin.getWriter();
     this.#stdin.closed.catch(() => {});
-    const streams = Promise.all([this.#readStdout(), this.#readStderr()]);
-    this.#gone = Promise.all([this.#child.status, streams]).then(([status]) => {
+    const signal = this.#stopReading.signal;
+    const streams = Promise.all([
+      readLines(this.#child.stdout, (line) => this.#onStdout(line), signal),
+      readLines(this.#child.stderr, (line) => this.#onStderr(line), signal),
+    ]).catch(() => {
+      // A pipe failed: the exit status below still ends the worker.
+    });
+    this.#gone = this.#child.status.then(async (status) => {
+      // Read the last lines the worker wrote, but do not wait for a process it
+      // started that still holds the pipes.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        streams,
+        new Promise((resolve) => timer = setTimeout(resolve, DRAIN_MS)),
+      ]);
+      clearTimeout(timer);
+      this.#stopReading.abort();
+      await streams;
       this.#end(describeExit(status, this.#stderrTail));
-      this.#stdin.close().catch(() => {});
+      await this.#stdin.close().catch(() => {});
     });
   }
 
@@ -98,29 +130,38 @@ export class ProcessWorker implements WorkerHandle {
   async terminate(): Promise<void> {
     if (this.#ended === undefined) {
       this.#end("it was terminated");
-      try {
-        this.#child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
+      this.#kill();
     }
     await this.#gone;
   }
 
-  async #readStdout(): Promise<void> {
-    for await (const line of readLines(this.#child.stdout)) {
-      const { output, message } = splitFrame(line);
-      if (output !== "") console.error(output);
-      if (message !== undefined) this.#onMessage(JSON.parse(message) as WorkerMessage);
+  #onStdout(line: string): void {
+    const { output, message } = splitFrame(line);
+    if (output !== "") writeToStderr(output);
+    if (message === undefined) return;
+    let parsed: WorkerMessage;
+    try {
+      parsed = JSON.parse(message);
+    } catch {
+      // Only the worker's own code writes frames; a function that forges one ends its worker.
+      this.#end(`it sent a message that could not be read: ${message.slice(0, 80)}`);
+      this.#kill();
+      return;
     }
+    this.#onMessage(parsed);
   }
 
-  async #readStderr(): Promise<void> {
-    const encoder = new TextEncoder();
-    for await (const line of readLines(this.#child.stderr)) {
-      this.#stderrTail.push(line);
-      if (this.#stderrTail.length > STDERR_LINES_KEPT) this.#stderrTail.shift();
-      Deno.stderr.writeSync(encoder.encode(`${line}\n`));
+  #onStderr(line: string): void {
+    this.#stderrTail.push(line);
+    if (this.#stderrTail.length > STDERR_LINES_KEPT) this.#stderrTail.shift();
+    writeToStderr(line);
+  }
+
+  #kill(): void {
+    try {
+      this.#child.kill("SIGKILL");
+    } catch {
+      // Already exited.
     }
   }
 
@@ -142,6 +183,7 @@ export class ProcessWorker implements WorkerHandle {
   #end(reason: string): void {
     if (this.#ended !== undefined) return;
     this.#ended = reason;
+    this.#markEnded(reason);
     const waiting = this.#waiting;
     this.#waiting = undefined;
     waiting?.reject(this.#crashError(waiting.request, reason));
@@ -165,4 +207,15 @@ function describeExit(status: Deno.CommandStatus, stderrTail: readonly string[])
     .filter((line) => /error|fatal|uncaught|out of memory/i.test(line));
   const last = errors.slice(-2);
   return last.length === 0 ? how : `${how}: ${last.join(" | ")}`;
+}
+
+const stderrEncoder = new TextEncoder();
+
+/** Passes a line of a worker's output on to the server's stderr. */
+function writeToStderr(line: string): void {
+  try {
+    Deno.stderr.writeSync(stderrEncoder.encode(`${line}\n`));
+  } catch {
+    // The server's stderr is gone: the line is lost, the worker goes on.
+  }
 }

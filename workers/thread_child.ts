@@ -1,7 +1,7 @@
 /**
  * Inside a `thread` worker (a Web Worker): answers the server's calls against
- * one module's exports. Loaded by the worker's entry script, right after the
- * function's module.
+ * one module's exports. Loaded by the worker's entry script after
+ * {@link ./thread_guard.ts} and the function's module.
  *
  * @module
  */
@@ -21,13 +21,6 @@ interface WorkerScope {
  */
 export function serveThreadCalls(exports: Record<string, unknown>): void {
   const scope = globalThis as unknown as WorkerScope;
-  // Deno.exit() in a Web Worker ends only the worker, silently; say so first,
-  // so that the call ends with WorkerCrashedError at once instead of at its timeout.
-  const exit = Deno.exit;
-  Deno.exit = ((code?: number) => {
-    scope.postMessage({ crash: `the function called Deno.exit(${code ?? ""})` });
-    return exit(code);
-  }) as typeof Deno.exit;
   scope.onmessage = async (event) => {
     const outcome = await runCall(exports, event.data);
     try {

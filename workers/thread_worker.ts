@@ -11,6 +11,7 @@ import type { CallOutcome, CallRequest, WorkerMessage } from "./messages.ts";
 import { workerPermissionOption } from "./permissions.ts";
 
 const CHILD_URL = new URL("./thread_child.ts", import.meta.url).href;
+const GUARD_URL = new URL("./thread_guard.ts", import.meta.url).href;
 
 interface Waiting {
   readonly request: CallRequest;
@@ -24,7 +25,9 @@ export class ThreadWorker implements WorkerHandle {
   readonly #worker: Worker;
   readonly #entryUrl: string;
   readonly ready: Promise<void>;
+  readonly ended: Promise<string>;
   readonly #markReady: () => void;
+  readonly #markEnded: (reason: string) => void;
   #waiting: Waiting | undefined;
   #ended: string | undefined;
 
@@ -38,8 +41,11 @@ export class ThreadWorker implements WorkerHandle {
     const ready = Promise.withResolvers<void>();
     this.ready = ready.promise;
     this.#markReady = ready.resolve;
+    const ended = Promise.withResolvers<string>();
+    this.ended = ended.promise;
+    this.#markEnded = ended.resolve;
     this.#entryUrl = URL.createObjectURL(
-      new Blob([entrySource(spec.module, CHILD_URL, "serveThreadCalls")], {
+      new Blob([entrySource(GUARD_URL, spec.module, CHILD_URL, "serveThreadCalls")], {
         type: "text/javascript",
       }),
     );
@@ -96,6 +102,7 @@ export class ThreadWorker implements WorkerHandle {
   #end(reason: string): void {
     if (this.#ended !== undefined) return;
     this.#ended = reason;
+    this.#markEnded(reason);
     this.#worker.terminate();
     URL.revokeObjectURL(this.#entryUrl);
     const waiting = this.#waiting;
