@@ -27,7 +27,7 @@ for (const type of ["async", "thread", "process"]) await client.call(`${type}_ad
 const types = ["async", "thread", "process"];
 for (const type of types) {
   Deno.bench({
-    name: `${type}: one call at a time`,
+    name: `${type}: 200 calls, one at a time`,
     group: "per-call overhead",
     baseline: type === "async",
     async fn(b) {
