@@ -27,9 +27,12 @@
  * crashes. A server that dies mid-call leaves its requests to the server the
  * group gives its partitions to, once its session times out.
  *
- * `readResult` reads the feedback topic from `resultTtlSec` ago (a reader
- * started on first use), and `readDeadLetters` the dead-letter topic; both
- * first catch up with what the topic holds at the call.
+ * `readResult` reads only the partitions of the feedback topic the result
+ * can be on (its key's, and the reply partition of a redelivered native
+ * request or of this connection's own calls), from `resultTtlSec` ago, and
+ * `readDeadLetters` the dead-letter topic; both first catch up with what the
+ * topic holds at the call. `close()` waits for calls under way; none leaves
+ * a consumer behind.
  *
  * URL: `[kafka://][user:password@]host[:port][,host[:port]...][?key=value&...]`,
  * default `localhost:9092`. Every setting can be given as a `brokerSettings`
@@ -39,7 +42,7 @@
  * partitions (`queueTopicPartitions`, `feedbackTopicPartitions`,
  * `replicationFactor`, over their variables), group timings
  * (`sessionTimeoutMs`, `heartbeatIntervalMs`, `rebalanceTimeoutMs`,
- * `maxWaitMs`), `groupId`, `clientId`, `connectionTimeoutMs`,
+ * `maxWaitMs`), `metadataMaxAgeMs`, `offsetMetadataMaxChars`, `groupId`, `clientId`, `connectionTimeoutMs`,
  * `requestTimeoutMs`, `retries`, `maxMessageBytes` (Kafka's
  * `message.max.bytes`, default 1048588) and `resultTtlSec` (600). The
  * README's section "Kafka" has them in a table with their defaults, and
@@ -104,6 +107,7 @@ import {
 } from "./kafka/records.ts";
 import { type KafkaSettings, readKafkaSettings } from "./kafka/settings.ts";
 import { DeadLetterStore, ResultStore } from "./kafka/stores.ts";
+import { tooLargeResult } from "./kafka/refused.ts";
 import { Topics } from "./kafka/topics.ts";
 
 /** The parts of a connection, built by {@linkcode connect}. */
@@ -127,14 +131,17 @@ class KafkaBroker implements Broker {
   readonly #results: ResultStore;
   readonly #deadLetters: DeadLetterStore;
   readonly #consumers = new Set<ServerConsumer>();
+  /** Calls under way; `close()` waits for them, so none leaves a consumer behind. */
+  readonly #calls = new Set<Promise<unknown>>();
   #closed = false;
+  #closing: Promise<void> | undefined;
 
   constructor(parts: Parts) {
     this.#parts = parts;
     const { settings } = parts;
     this.maxMessageBytes = settings.maxMessageBytes - RECORD_OVERHEAD_BYTES;
     this.#sender = new RecordSender(parts.producer, settings.maxMessageBytes);
-    this.#topics = new Topics(parts.admin, settings.replicationFactor);
+    this.#topics = new Topics(parts.admin, settings.replicationFactor, settings.metadataMaxAgeMs);
     const { kafka, admin, logger } = parts;
     this.#context = { kafka, admin, settings, logger, topics: this.#topics };
     this.#inboxes = new Inboxes(this.#context);
@@ -146,12 +153,33 @@ class KafkaBroker implements Broker {
     if (this.#closed) throw new BrokerError("Cannot use a Kafka broker connection after close()");
   }
 
-  async consume(
+  /** Runs a call while open, so that `close()` waits for it. */
+  #track<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      this.#checkOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const running = call();
+    const settled = running.then(() => {}, () => {});
+    this.#calls.add(settled);
+    settled.then(() => this.#calls.delete(settled));
+    return running;
+  }
+
+  consume(
     queue: string,
     handler: (delivery: Delivery) => void,
     options: ConsumeOptions,
   ): Promise<Subscription> {
-    this.#checkOpen();
+    return this.#track(() => this.#consume(queue, handler, options));
+  }
+
+  async #consume(
+    queue: string,
+    handler: (delivery: Delivery) => void,
+    options: ConsumeOptions,
+  ): Promise<Subscription> {
     const { settings } = this.#parts;
     const requestPartitions = settings.queueTopicPartitions ?? options.prefetch;
     await this.#topics.ensure([
@@ -161,14 +189,25 @@ class KafkaBroker implements Broker {
       { topic: feedbackName(queue, "raw"), partitions: settings.feedbackTopicPartitions },
       { topic: deadLetterQueueName(queue), partitions: 1 },
     ]);
-    const consumer = await ServerConsumer.start({
+    // Checked after every wait: close() may have come meanwhile.
+    this.#checkOpen();
+    const consumer = new ServerConsumer({
       ...this.#context,
       queue,
       prefetch: options.prefetch,
       outbox: this.#outbox(queue),
       handler,
     });
+    // Known before it starts, so that close() disconnects it (which ends its start).
     this.#consumers.add(consumer);
+    try {
+      await consumer.start();
+      this.#checkOpen();
+    } catch (err) {
+      this.#consumers.delete(consumer);
+      await consumer.disconnect();
+      throw err;
+    }
     return consumer;
   }
 
@@ -182,7 +221,20 @@ class KafkaBroker implements Broker {
             await this.#topics.hasPartition(topic, replyPartition)
           ? replyPartition
           : undefined;
-        await this.#sender.send(topic, resultRecord(reply, routed));
+        try {
+          await this.#sender.send(topic, resultRecord(reply, routed));
+        } catch (err) {
+          // Kafka's limit is below maxMessageBytes: running the call again would not help.
+          const body = err instanceof PayloadTooLargeError
+            ? tooLargeResult(reply.body, err)
+            : undefined;
+          if (body === undefined) throw err;
+          this.#parts.logger.warn("Kafka refused a result as too large; sent an error instead", {
+            messageId: reply.messageId,
+            error: err instanceof Error ? err.message : String(err),
+          });
+          await this.#sender.send(topic, resultRecord({ ...reply, body }, routed));
+        }
       },
       sendDeadLetter: (kind, body, reason, source, sent) =>
         this.#sender.send(
@@ -192,8 +244,11 @@ class KafkaBroker implements Broker {
     };
   }
 
-  async publish(queue: string, kind: QueueKind, body: string): Promise<void> {
-    this.#checkOpen();
+  publish(queue: string, kind: QueueKind, body: string): Promise<void> {
+    return this.#track(() => this.#publish(queue, kind, body));
+  }
+
+  async #publish(queue: string, kind: QueueKind, body: string): Promise<void> {
     const size = sizeOverLimit(body, this.maxMessageBytes);
     if (size !== null) {
       throw new PayloadTooLargeError(
@@ -210,6 +265,7 @@ class KafkaBroker implements Broker {
     const replyPartition = kind === "native" && this.#inboxes.open
       ? await this.#inboxes.replyPartition(queue)
       : undefined;
+    this.#checkOpen();
     await this.#sender.send(topic, requestRecord(body, replyPartition));
   }
 
@@ -222,24 +278,40 @@ class KafkaBroker implements Broker {
     return Promise.resolve(this.#inboxes.add(onReply));
   }
 
-  async readResult(queue: string, kind: QueueKind, messageId: string): Promise<string | null> {
-    this.#checkOpen();
-    return await this.#results.read(feedbackName(queue, kind), messageId);
+  readResult(queue: string, kind: QueueKind, messageId: string): Promise<string | null> {
+    return this.#track(async () => {
+      // Native results go to the partition their request named: a redelivered request
+      // running here names it, and this connection's own calls name its reply partition.
+      const partitions: number[] = [];
+      for (const consumer of this.#consumers) {
+        const named = consumer.replyPartitionFor(queue, kind, messageId);
+        if (named !== undefined) partitions.push(named);
+      }
+      const own = kind === "native" ? await this.#inboxes.partitionRead(queue) : undefined;
+      if (own !== undefined) partitions.push(own);
+      return await this.#results.read(feedbackName(queue, kind), messageId, partitions);
+    });
   }
 
-  async readDeadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
-    this.#checkOpen();
-    return await this.#deadLetters.read(deadLetterQueueName(queue), limit);
+  readDeadLetters(queue: string, limit: number): Promise<DeadLetter[]> {
+    return this.#track(() => this.#deadLetters.read(deadLetterQueueName(queue), limit));
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
-    for (const consumer of this.#consumers) await consumer.disconnect();
+    // Closing the stores first ends the waits of calls under way; they stop what they
+    // start afterwards themselves, and consume() disconnects a consumer it started late.
+    await this.#inboxes.close();
+    await this.#results.close();
+    await this.#deadLetters.close();
+    for (const consumer of [...this.#consumers]) await consumer.disconnect();
     this.#consumers.clear();
-    await this.#inboxes.stop();
-    await this.#results.stop();
-    await this.#deadLetters.stop();
+    await Promise.all(this.#calls);
     const { producer, admin, logger } = this.#parts;
     for (const client of [producer, admin]) {
       await client.disconnect().catch((err) =>
@@ -267,6 +339,8 @@ export async function connect(options: BrokerConnectOptions): Promise<Broker> {
   const admin = kafka.admin();
   const producer = kafka.producer({
     allowAutoTopicCreation: false,
+    // Partitions another process adds get requests within this time.
+    metadataMaxAge: settings.metadataMaxAgeMs,
     createPartitioner: Partitioners.DefaultPartitioner,
     idempotent: false,
   });

@@ -93,3 +93,25 @@ Deno.test("PartitionLedger ignores metadata that is not its own", () => {
     assertEquals(ledger.markDelivered(7), 1, metadata);
   }
 });
+
+Deno.test("PartitionLedger: a request adopted before skipTo keeps the base below it", () => {
+  // The partition came back while offset 5 still runs here; the log now starts at 8.
+  const ledger = PartitionLedger.fromCommit(3, null, 0);
+  ledger.adoptRunning(5, 1);
+  ledger.skipTo(8);
+  assert(!ledger.isDone(5), "5 still runs");
+  assert(ledger.base <= 5, `base ${ledger.base}`);
+  ledger.markDone(5);
+  assertEquals(ledger.base, 6);
+});
+
+Deno.test("PartitionLedger.encode stays within the limit it is given", () => {
+  const ledger = PartitionLedger.fromCommit(0, null, 0);
+  for (let i = 0; i < 500; i++) ledger.markDelivered(i * 2);
+  for (let i = 1; i < 500; i++) ledger.markDone(i * 2);
+  for (const limit of [3_000, 1_500, 200]) {
+    const text = ledger.encode(limit);
+    assert(text.length <= limit, `${text.length} > ${limit}`);
+    assertEquals(JSON.parse(text).d[0], [0, 1]);
+  }
+});

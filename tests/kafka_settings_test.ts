@@ -2,7 +2,9 @@
 import { connectBroker } from "../mod.ts";
 import { BrokerError, ConfigError } from "../protocol/errors.ts";
 import { readKafkaSettings } from "../brokers/kafka/settings.ts";
+import { kafkaConfig } from "../brokers/kafka/client.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./support/assert.ts";
+import { RecordingLogger } from "./support/logger.ts";
 
 Deno.test("readKafkaSettings reads PRPC's host:port lists and kafka:// URLs", () => {
   assertEquals(readKafkaSettings(undefined, undefined).brokers, ["localhost:9092"]);
@@ -134,4 +136,39 @@ Deno.test("connect fails with ConfigError for an unreadable TLS file and BrokerE
     `Cannot connect to Kafka at 127.0.0.1:${port}`,
   );
   assert(error.message.includes("ECONNREFUSED"), error.message);
+});
+
+Deno.test("kafkaConfig hands kafkajs the SASL and TLS settings of the URL and of settings", () => {
+  const ca = Deno.makeTempFileSync({ suffix: ".pem" });
+  try {
+    Deno.writeTextFileSync(ca, "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n");
+    const logger = new RecordingLogger();
+    const fromUrl = kafkaConfig(
+      readKafkaSettings(
+        `kafka://alice:p%40ss@k1:9093,k2:9094?ssl=true&sslRejectUnauthorized=false&sslCaFile=${ca}`,
+        { saslMechanism: "scram-sha-256" },
+      ),
+      logger,
+    );
+    assertEquals(fromUrl.brokers, ["k1:9093", "k2:9094"]);
+    assertEquals(fromUrl.sasl, {
+      mechanism: "scram-sha-256",
+      username: "alice",
+      password: "p@ss",
+    });
+    assertEquals(fromUrl.ssl, {
+      rejectUnauthorized: false,
+      ca: ["-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n"],
+    });
+    const fromSettings = kafkaConfig(
+      readKafkaSettings("k1:9092", { saslUsername: "bob", saslPassword: "x", ssl: true }),
+      logger,
+    );
+    assertEquals(fromSettings.sasl, { mechanism: "plain", username: "bob", password: "x" });
+    assertEquals(fromSettings.ssl, { rejectUnauthorized: true });
+    const plain = kafkaConfig(readKafkaSettings("k1:9092", undefined), logger);
+    assertEquals([plain.sasl, plain.ssl], [undefined, undefined]);
+  } finally {
+    Deno.removeSync(ca);
+  }
 });

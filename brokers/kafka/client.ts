@@ -20,6 +20,19 @@ import type { KafkaSettings } from "./settings.ts";
  * @throws {ConfigError} When a TLS file cannot be read.
  */
 export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
+  return new Kafka(kafkaConfig(settings, logger));
+}
+
+/**
+ * The kafkajs client configuration of the settings: brokers, timeouts,
+ * retries, logging, and SASL and TLS when the settings ask for them.
+ *
+ * @param settings The resolved settings.
+ * @param logger Where kafkajs's log lines go, at `debug`.
+ * @returns The configuration.
+ * @throws {ConfigError} When a TLS file cannot be read.
+ */
+export function kafkaConfig(settings: KafkaSettings, logger: Logger): KafkaConfig {
   const config: KafkaConfig = {
     brokers: settings.brokers,
     clientId: settings.clientId,
@@ -50,7 +63,7 @@ export function createKafka(settings: KafkaSettings, logger: Logger): Kafka {
       ? { mechanism: "scram-sha-256", username, password }
       : { mechanism: "scram-sha-512", username, password };
   }
-  return new Kafka(config);
+  return config;
 }
 
 function readPem(path: string, setting: string): string {

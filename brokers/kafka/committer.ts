@@ -1,7 +1,9 @@
 /**
  * Commits the ledgers of a server's partitions, coalescing: while one commit
  * is on its way, every partition that changes meanwhile waits for the next,
- * which carries them all (one OffsetCommit request per round).
+ * which carries them all (one OffsetCommit request per round). The state of
+ * each partition is taken when its round goes out (by the `send` function),
+ * not when the commit was asked for.
  *
  * @module
  */
@@ -26,24 +28,18 @@ interface Waiter {
 
 /** Coalescing committer; see the module docs. */
 export class Committer {
-  readonly #snapshot: (key: string) => PartitionCommit | undefined;
-  readonly #commit: (commits: PartitionCommit[]) => Promise<void>;
+  readonly #send: (keys: readonly string[]) => Promise<void>;
   #waiting: Waiter[] = [];
   #flushing: Promise<void> | undefined;
 
   /**
    * Creates a committer for one consumer.
    *
-   * @param snapshot The commit of a partition as it stands now, or `undefined`
-   *   when this server no longer owns it (nothing to commit).
-   * @param commit Sends the commits (kafkajs `consumer.commitOffsets`).
+   * @param send Commits the partitions (`topic/partition`) as they stand when
+   *   it runs, leaving out those this server no longer owns.
    */
-  constructor(
-    snapshot: (key: string) => PartitionCommit | undefined,
-    commit: (commits: PartitionCommit[]) => Promise<void>,
-  ) {
-    this.#snapshot = snapshot;
-    this.#commit = commit;
+  constructor(send: (keys: readonly string[]) => Promise<void>) {
+    this.#send = send;
   }
 
   /**
@@ -78,11 +74,8 @@ export class Committer {
     while (this.#waiting.length > 0) {
       const round = this.#waiting;
       this.#waiting = [];
-      const commits = [...new Set(round.map((waiter) => waiter.key))]
-        .map((key) => this.#snapshot(key))
-        .filter((commit) => commit !== undefined);
       try {
-        if (commits.length > 0) await this.#commit(commits);
+        await this.#send([...new Set(round.map((waiter) => waiter.key))]);
         for (const waiter of round) waiter.resolve();
       } catch (err) {
         for (const waiter of round) waiter.reject(err);

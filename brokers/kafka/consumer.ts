@@ -14,22 +14,34 @@
  *   still running or done here are not handed out again.
  * - `release()` hands a request back: the consumer seeks back to it (while
  *   open), or leaves it to the partition's next owner (while stopping).
+ * - No commit goes out while the group is rebalancing (from this member's
+ *   JoinGroup to the end of its SyncGroup): a commit sent in that window would
+ *   carry the new generation but the old assignment, and could overwrite the
+ *   ledger of a partition another server now owns. Commits asked for meanwhile
+ *   wait, and go out after the join with what this server still owns.
+ * - `start()` resolves only once the group gave this server its partitions,
+ *   and fails when kafkajs gives up joining. When the consumer later fails for
+ *   good (kafkajs stops it without restarting, e.g. the group refuses a
+ *   rejoin), the failure is logged at `error` and the consumer is started
+ *   again with back-off ({@linkcode RESTART_DELAYS_MS}), until it joins or
+ *   the consumer is disconnected: a server must not look alive while it
+ *   serves nothing.
  *
  * @module
  */
 
-import type { Admin, Consumer, EachBatchPayload, KafkaMessage } from "kafkajs";
+import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type { QueueKind } from "../../protocol/envelope.ts";
 import { BrokerError } from "../../protocol/errors.ts";
 import type { Logger } from "../../server/logger.ts";
 import type { Delivery, Reply, Subscription } from "../types.ts";
 import { requestQueueName } from "../types.ts";
 import { roundRobinAssigner, stickyAssigner, type TopicPartitions } from "./assigners.ts";
-import { brokerError, errorText, kafkaProtocolError } from "./client.ts";
+import { brokerError, errorText, kafkaErrorType, kafkaProtocolError } from "./client.ts";
 import { Committer, type PartitionCommit } from "./committer.ts";
 import type { KafkaContext } from "./context.ts";
 import { PartitionLedger } from "./ledger.ts";
-import { replyPartitionOf, sentMicros } from "./records.ts";
+import { messageIdOf, replyPartitionOf, sentMicros } from "./records.ts";
 import type { KafkaSettings } from "./settings.ts";
 import { Slots } from "./slots.ts";
 
@@ -67,6 +79,9 @@ const REJOIN_ERRORS = new Set([
   "UNKNOWN_MEMBER_ID",
 ]);
 
+/** Waits before starting a consumer again that kafkajs stopped for good; the last one repeats. */
+export const RESTART_DELAYS_MS: readonly number[] = [1_000, 2_000, 5_000, 10_000, 30_000];
+
 /** A request handed to the server and not settled yet. */
 interface Running {
   readonly key: string;
@@ -74,6 +89,8 @@ interface Running {
   readonly partition: number;
   readonly offset: number;
   readonly deliveries: number;
+  /** Its key in `#replyPartitions`, when it is there. */
+  readonly replyKey: string | undefined;
 }
 
 /** See the module docs. */
@@ -96,18 +113,40 @@ export class ServerConsumer implements Subscription {
   readonly #loading = new Map<string, Promise<PartitionLedger>>();
   /** Requests running here, by `topic/partition@offset`; survives rebalances. */
   readonly #running = new Map<string, Running>();
+  readonly #queue: string;
+  readonly #runConfig: ConsumerRunConfig;
   #open = true;
   #connected = true;
+  /** Set by `disconnect()`: no start or restart goes on after it. */
+  #stopping = false;
+  /** While `start()` waits for the first join: how to end the wait. */
+  #firstJoin: { resolve(): void; reject(err: unknown): void } | undefined;
+  /** From this member's JoinGroup until its GROUP_JOIN (or a crash): commits wait for it. */
+  #rejoin: { done: Promise<void>; end(): void } | undefined;
+  #starting: Promise<void> | undefined;
+  #restarting: Promise<void> | undefined;
+  #restartTimer: ReturnType<typeof setTimeout> | undefined;
+  #restarts = 0;
+  /** Reply partitions of redelivered requests running here, by `kind/message_id`. */
+  readonly #replyPartitions = new Map<string, number>();
+  /** Longest ledger metadata sent; halved when Kafka refuses it as too large. */
+  #metadataChars: number;
 
-  private constructor(options: ServerConsumerOptions) {
+  /**
+   * Creates the consumer; nothing connects until {@linkcode ServerConsumer.start}.
+   *
+   * @param options Connection, queue, prefetch, where results go, and the handler.
+   */
+  constructor(options: ServerConsumerOptions) {
     const { settings } = options;
     this.#consumer = options.kafka.consumer({
       groupId: settings.groupId,
-      partitionAssigners: [stickyAssigner(() => this.#ownership()), roundRobinAssigner],
+      partitionAssigners: [stickyAssigner(() => this.#joining()), roundRobinAssigner],
       sessionTimeout: settings.sessionTimeoutMs,
       heartbeatInterval: settings.heartbeatIntervalMs,
       rebalanceTimeout: settings.rebalanceTimeoutMs,
       maxWaitTimeInMs: settings.maxWaitMs,
+      metadataMaxAge: settings.metadataMaxAgeMs,
       allowAutoTopicCreation: false,
     });
     this.#admin = options.admin;
@@ -115,14 +154,28 @@ export class ServerConsumer implements Subscription {
     this.#logger = options.logger;
     this.#outbox = options.outbox;
     this.#handler = options.handler;
+    this.#queue = options.queue;
     this.#kinds = new Map<string, QueueKind>([
       [requestQueueName(options.queue, "native"), "native"],
       [requestQueueName(options.queue, "raw"), "raw"],
     ]);
     this.#slots = new Slots(options.prefetch);
-    this.#committer = new Committer(
-      (key) => this.#snapshot(key),
-      (commits) => this.#consumer.commitOffsets(commits),
+    this.#metadataChars = settings.offsetMetadataMaxChars;
+    this.#committer = new Committer((keys) => this.#sendCommits(keys));
+    this.#runConfig = {
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.#onBatch(payload),
+    };
+    const consumer = this.#consumer;
+    consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+      this.#joined(payload.memberId, payload.memberAssignment);
+      this.#restarts = 0;
+      this.#firstJoin?.resolve();
+    });
+    consumer.on(
+      consumer.events.CRASH,
+      ({ payload }) => this.#crashed(payload.error, payload.restart),
     );
   }
 
@@ -130,37 +183,141 @@ export class ServerConsumer implements Subscription {
    * Joins the servers' group and starts handing out requests. Resolves once
    * the group gave this server its partitions.
    *
-   * @param options Connection, queue, prefetch, where results go, and the handler.
-   * @returns The consumer.
-   * @throws {BrokerError} When the group cannot be joined.
+   * @throws {BrokerError} When the group cannot be joined (kafkajs gave up, or
+   *   `disconnect()` came first).
    */
-  static async start(options: ServerConsumerOptions): Promise<ServerConsumer> {
-    const server = new ServerConsumer(options);
-    const consumer = server.#consumer;
-    consumer.on(
-      consumer.events.GROUP_JOIN,
-      ({ payload }) => server.#joined(payload.memberId, payload.memberAssignment),
-    );
-    consumer.on(consumer.events.CRASH, ({ payload }) => {
-      const details = { queue: options.queue, error: errorText(payload.error) };
-      if (payload.restart) options.logger.warn("the Kafka consumer failed; restarting", details);
-      else options.logger.error("the Kafka consumer failed and stopped", details);
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const consumer = this.#consumer;
+    const joined = new Promise<void>((resolve, reject) => {
+      this.#firstJoin = { resolve, reject };
     });
+    joined.catch(() => {}); // awaited below; may be settled before that
     try {
+      this.#checkNotStopping();
       await consumer.connect();
+      this.#checkNotStopping();
       // Requests sent before the group first read a partition are served too.
-      await consumer.subscribe({ topics: [...server.#kinds.keys()], fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatchAutoResolve: false,
-        eachBatch: (payload) => server.#onBatch(payload),
-      });
+      await consumer.subscribe({ topics: [...this.#kinds.keys()], fromBeginning: true });
+      this.#checkNotStopping();
+      // Resolves after the first join, also when it failed: kafkajs reports that as a crash.
+      await consumer.run(this.#runConfig);
+      await joined;
     } catch (err) {
-      server.#connected = false;
+      this.#connected = false;
       await consumer.disconnect().catch(() => {});
-      throw brokerError(`Cannot join the Kafka consumer group ${options.settings.groupId}`, err);
+      throw brokerError(`Cannot join the Kafka consumer group ${this.#settings.groupId}`, err);
+    } finally {
+      this.#firstJoin = undefined;
     }
-    return server;
+  }
+
+  #checkNotStopping(): void {
+    if (this.#stopping) throw new BrokerError("the consumer was disconnected while starting");
+  }
+
+  /**
+   * kafkajs stopped the consumer. While starting, a failure it does not retry
+   * fails `start()`; later, the consumer is started again with back-off.
+   */
+  #crashed(error: Error, restarting: boolean): void {
+    this.#rejoin?.end();
+    const details = { queue: this.#queue, error: errorText(error) };
+    if (this.#stopping) {
+      this.#logger.debug("the Kafka consumer stopped while disconnecting", details);
+    } else if (restarting) {
+      this.#logger.warn("the Kafka consumer failed; kafkajs restarts it", details);
+    } else if (this.#firstJoin !== undefined) {
+      this.#firstJoin.reject(error);
+    } else {
+      const delay = RESTART_DELAYS_MS[Math.min(this.#restarts, RESTART_DELAYS_MS.length - 1)] ??
+        1_000;
+      this.#restarts++;
+      this.#logger.error(
+        "the Kafka consumer failed and stopped; the server serves nothing until it starts again",
+        { ...details, restartInMs: delay },
+      );
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = undefined;
+        this.#restarting = this.#restart().finally(() => (this.#restarting = undefined));
+      }, delay);
+    }
+  }
+
+  /** Starts the consumer again after kafkajs stopped it for good. */
+  async #restart(): Promise<void> {
+    if (this.#stopping) return;
+    try {
+      await this.#consumer.connect();
+      if (this.#stopping) return;
+      // A failed join ends in another crash event, which schedules the next attempt.
+      await this.#consumer.run(this.#runConfig);
+    } catch (err) {
+      this.#crashed(err instanceof Error ? err : new Error(String(err)), false);
+    }
+  }
+
+  /**
+   * This member is joining the group (kafkajs asks the assigners for their
+   * metadata): commits wait until the join ends.
+   */
+  #joining(): { owned: TopicPartitions; busy: TopicPartitions } {
+    if (this.#rejoin === undefined) {
+      let end!: () => void;
+      const done = new Promise<void>((resolve) => (end = resolve));
+      const rejoin = {
+        done,
+        end: () => {
+          if (this.#rejoin === rejoin) this.#rejoin = undefined;
+          end();
+        },
+      };
+      this.#rejoin = rejoin;
+    }
+    return this.#ownership();
+  }
+
+  /**
+   * Sends the partitions' commits as they stand now, after a join under way
+   * (see the module docs); partitions this server no longer owns are left out.
+   */
+  async #sendCommits(keys: readonly string[]): Promise<void> {
+    while (true) {
+      while (this.#rejoin !== undefined) await this.#rejoin.done;
+      const commits = keys.map((key) => this.#snapshot(key)).filter((c) => c !== undefined);
+      if (commits.length === 0) return;
+      try {
+        await this.#consumer.commitOffsets(commits);
+        return;
+      } catch (err) {
+        // Kafka's offset.metadata.max.bytes is below offsetMetadataMaxChars: send less.
+        if (kafkaErrorType(err) !== "OFFSET_METADATA_TOO_LARGE" || this.#metadataChars <= 100) {
+          throw err;
+        }
+        this.#metadataChars = Math.max(100, Math.floor(this.#metadataChars / 2));
+        this.#logger.warn(
+          "Kafka refused the commit metadata as too large; sending less (set offsetMetadataMaxChars)",
+          { queue: this.#queue, offsetMetadataMaxChars: this.#metadataChars },
+        );
+      }
+    }
+  }
+
+  /**
+   * The partition of the feedback topic a redelivered request running here
+   * named for its result (see `Broker.readResult`).
+   *
+   * @param queue The queue name.
+   * @param kind Which of the queue's topics.
+   * @param messageId The request's canonical `message_id`.
+   * @returns The partition, or `undefined` when the request named none or does not run here.
+   */
+  replyPartitionFor(queue: string, kind: QueueKind, messageId: string): number | undefined {
+    return queue === this.#queue ? this.#replyPartitions.get(`${kind}/${messageId}`) : undefined;
   }
 
   /** What this server owns, and where requests run, for the sticky assigner. */
@@ -193,6 +350,13 @@ export class ServerConsumer implements Subscription {
    */
   async disconnect(): Promise<void> {
     await this.close();
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    this.#firstJoin?.reject(new BrokerError("the consumer was disconnected while starting"));
+    // A start or restart under way ends first (a join round at most), so nothing is left behind.
+    await this.#starting?.catch(() => {});
+    await this.#restarting;
+    this.#rejoin?.end();
     await this.#committer.idle();
     this.#connected = false;
     await this.#consumer.disconnect().catch((err) =>
@@ -201,6 +365,7 @@ export class ServerConsumer implements Subscription {
       })
     );
     this.#running.clear();
+    this.#replyPartitions.clear();
   }
 
   #pauseAll(): void {
@@ -237,22 +402,28 @@ export class ServerConsumer implements Subscription {
       );
     }
     if (!this.#open) this.#pauseAll();
+    this.#rejoin?.end();
   }
 
   #snapshot(key: string): PartitionCommit | undefined {
     const ledger = this.#assigned.has(key) ? this.#ledgers.get(key) : undefined;
     if (ledger === undefined) return undefined;
     const [topic, partition] = splitKey(key);
-    return { topic, partition, offset: String(ledger.base), metadata: ledger.encode() };
+    return {
+      topic,
+      partition,
+      offset: String(ledger.base),
+      metadata: ledger.encode(this.#metadataChars),
+    };
   }
 
   /** The partition's ledger, loaded from the group's commit on the partition's first batch. */
-  async #ledger(key: string, firstOffset: number): Promise<PartitionLedger> {
+  async #ledger(key: string): Promise<PartitionLedger> {
     const loaded = this.#ledgers.get(key);
     if (loaded !== undefined) return loaded;
     let loading = this.#loading.get(key);
     if (loading === undefined) {
-      loading = this.#loadLedger(key, firstOffset);
+      loading = this.#loadLedger(key);
       this.#loading.set(key, loading);
     }
     try {
@@ -268,21 +439,29 @@ export class ServerConsumer implements Subscription {
     }
   }
 
-  async #loadLedger(key: string, firstOffset: number): Promise<PartitionLedger> {
+  /**
+   * Loads a ledger from the group's commit. Offsets below the partition's log
+   * start are gone (retention); the first offset of a batch would not do, since
+   * a seek left over from before a rebalance may have moved reading past
+   * requests that are not done.
+   */
+  async #loadLedger(key: string): Promise<PartitionLedger> {
     const [topic, partition] = splitKey(key);
-    const offsets = await this.#admin.fetchOffsets({
-      groupId: this.#settings.groupId,
-      topics: [topic],
-    });
+    const [offsets, ends] = await Promise.all([
+      this.#admin.fetchOffsets({ groupId: this.#settings.groupId, topics: [topic] }),
+      this.#admin.fetchTopicOffsets(topic),
+    ]);
     const committed = offsets.find((t) => t.topic === topic)?.partitions
       .find((p) => p.partition === partition);
+    const logStart = Number(ends.find((p) => p.partition === partition)?.low ?? 0);
     const offset = committed === undefined ? null : Number(committed.offset);
-    const ledger = PartitionLedger.fromCommit(offset, committed?.metadata ?? null, firstOffset);
-    ledger.skipTo(firstOffset);
-    // Requests still running here from before the partition moved away and back.
+    const ledger = PartitionLedger.fromCommit(offset, committed?.metadata ?? null, logStart);
+    // Requests still running here from before the partition moved away and back; adopted
+    // first, so that skipping to the log start does not pass them.
     for (const running of this.#running.values()) {
       if (running.key === key) ledger.adoptRunning(running.offset, running.deliveries);
     }
+    ledger.skipTo(logStart);
     return ledger;
   }
 
@@ -295,7 +474,7 @@ export class ServerConsumer implements Subscription {
     if (kind === undefined || first === undefined || !this.#open || !this.#assigned.has(key)) {
       return;
     }
-    const ledger = await this.#ledger(key, Number(first.offset));
+    const ledger = await this.#ledger(key);
     // A rebalance (seen by another fetcher) or close() may come during any wait.
     const current = () =>
       this.#open && isRunning() && !isStale() && this.#ledgers.get(key) === ledger;
@@ -357,17 +536,22 @@ export class ServerConsumer implements Subscription {
     attempt: number,
   ): void {
     const offset = Number(message.offset);
+    const body = message.value?.toString("utf8") ?? "";
+    const replyPartition = replyPartitionOf(message);
+    // A redelivery may have its result already, in the partition its request named.
+    const messageId = attempt > 1 && replyPartition !== undefined ? messageIdOf(body) : null;
+    const replyKey = messageId === null ? undefined : `${kind}/${messageId}`;
+    if (replyKey !== undefined) this.#replyPartitions.set(replyKey, replyPartition as number);
     const running: Running = {
       key: partitionKey(topic, partition),
       topic,
       partition,
       offset,
       deliveries: attempt,
+      replyKey,
     };
     const id = `${running.key}@${offset}`;
     this.#running.set(id, running);
-    const body = message.value?.toString("utf8") ?? "";
-    const replyPartition = replyPartitionOf(message);
     const sent = sentMicros(message);
     let settled = false;
     const claim = () => {
@@ -408,6 +592,7 @@ export class ServerConsumer implements Subscription {
   async #finish(id: string, running: Running, outcome: "done" | "released"): Promise<void> {
     if (this.#running.get(id) !== running) return;
     this.#running.delete(id);
+    if (running.replyKey !== undefined) this.#replyPartitions.delete(running.replyKey);
     this.#slots.give();
     const ledger = this.#assigned.has(running.key) ? this.#ledgers.get(running.key) : undefined;
     if (ledger === undefined) return; // the partition moved: its new owner delivers it again

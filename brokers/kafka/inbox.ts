@@ -24,6 +24,7 @@
 import type { KafkaMessage } from "kafkajs";
 import type { Inbox } from "../types.ts";
 import { feedbackName } from "../types.ts";
+import { BrokerError } from "../../protocol/errors.ts";
 import { brokerError } from "./client.ts";
 import type { KafkaContext } from "./context.ts";
 import { header, REPLY_TO_HEADER } from "./records.ts";
@@ -40,6 +41,7 @@ export class Inboxes {
   readonly #context: KafkaContext;
   readonly #handlers = new Map<string, (body: string) => void>();
   readonly #readers = new Map<string, Promise<ReplyReader>>();
+  #closed = false;
 
   /**
    * Creates the (empty) set of inboxes of a connection.
@@ -81,6 +83,7 @@ export class Inboxes {
    * @returns The partition to name in requests.
    */
   async replyPartition(queue: string): Promise<number> {
+    if (this.#closed) throw closedError();
     const topic = feedbackName(queue, "native");
     let reader = this.#readers.get(topic);
     if (reader === undefined) {
@@ -89,6 +92,26 @@ export class Inboxes {
       reader.catch(() => this.#readers.delete(topic));
     }
     return (await reader).partition;
+  }
+
+  /**
+   * The partition of `prpc_feedback_{queue}` this connection reads, if it
+   * reads one (it has called the queue), without starting anything.
+   *
+   * @param queue The queue name.
+   * @returns The partition, or `undefined`.
+   */
+  async partitionRead(queue: string): Promise<number | undefined> {
+    const reader = this.#readers.get(feedbackName(queue, "native"));
+    return reader === undefined
+      ? undefined
+      : await reader.then((r) => r.partition, () => undefined);
+  }
+
+  /** Stops every reader for good (the connection closes); a reader starting meanwhile stops at once. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.stop();
   }
 
   /** Stops every reader; inboxes stay open and start reading again on the next call. */
@@ -117,6 +140,10 @@ export class Inboxes {
       start: new Map([[partition, end]]),
       onMessage: (_partition, message) => this.#dispatch(message),
     });
+    if (this.#closed) {
+      await reader.stop();
+      throw closedError();
+    }
     return { partition, reader };
   }
 
@@ -126,4 +153,8 @@ export class Inboxes {
     const body = message.value?.toString("utf8");
     if (handler !== undefined && body !== undefined) handler(body);
   }
+}
+
+function closedError(): BrokerError {
+  return new BrokerError("Cannot read replies from Kafka after the connection closed");
 }

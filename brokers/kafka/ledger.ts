@@ -34,7 +34,10 @@ interface Entry {
   state: "waiting" | "running" | "done";
 }
 
-/** Longest metadata string written; Kafka's `offset.metadata.max.bytes` is 4096 by default. */
+/**
+ * Longest metadata string written unless told otherwise (the setting
+ * `offsetMetadataMaxChars`); Kafka's `offset.metadata.max.bytes` is 4096 by default.
+ */
 export const MAX_METADATA_CHARS = 3_000;
 
 /** Done ranges longer than this in metadata are not believed (the metadata is not ours). */
@@ -184,15 +187,16 @@ export class PartitionLedger {
 
   /**
    * The commit's metadata: deliveries of unfinished offsets and done ranges,
-   * relative to {@linkcode PartitionLedger.base}, within {@linkcode MAX_METADATA_CHARS}.
+   * relative to {@linkcode PartitionLedger.base}, within `maxChars`.
    *
+   * @param maxChars The longest string to return (at least 100).
    * @returns The metadata string.
    */
-  encode(): string {
+  encode(maxChars: number = MAX_METADATA_CHARS): string {
     const delivered: [number, number][] = [];
     const done: [number, number][] = [];
     // Each item adds at most its digits and five more characters; stop before the limit.
-    let budget = MAX_METADATA_CHARS - 30;
+    let budget = maxChars - 30;
     for (const offset of this.#sorted) {
       const entry = this.#entries.get(offset);
       if (entry === undefined) continue;

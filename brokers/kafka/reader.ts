@@ -8,7 +8,8 @@
  * The reader remembers how far it got in each partition and seeks back there
  * after every (re)join, so a restart of the kafkajs consumer neither skips nor
  * repeats records, and callers can wait until it has read everything up to
- * given offsets ({@linkcode TopicReader.reached}).
+ * given offsets ({@linkcode TopicReader.reached}). {@linkcode TopicReader.rewind}
+ * reads a partition again from an earlier offset.
  *
  * @module
  */
@@ -40,11 +41,13 @@ export class TopicReader {
   readonly #consumer: Consumer;
   /** Next offset to read, by partition. */
   readonly #progress: Map<number, number>;
+  readonly #topic: string;
   #waiters: Waiter[] = [];
   #stopped = false;
 
-  private constructor(consumer: Consumer, start: ReadonlyMap<number, number>) {
+  private constructor(consumer: Consumer, topic: string, start: ReadonlyMap<number, number>) {
     this.#consumer = consumer;
+    this.#topic = topic;
     this.#progress = new Map(start);
   }
 
@@ -54,7 +57,7 @@ export class TopicReader {
    *
    * @param options Topic, partitions, start offsets and the record callback.
    * @returns The reader.
-   * @throws {BrokerError} When the group cannot be joined.
+   * @throws {BrokerError} When the group cannot be joined (kafkajs gave up).
    */
   static async start(options: TopicReaderOptions): Promise<TopicReader> {
     const { settings, topic } = options;
@@ -65,9 +68,12 @@ export class TopicReader {
       heartbeatInterval: settings.heartbeatIntervalMs,
       rebalanceTimeout: settings.rebalanceTimeoutMs,
       maxWaitTimeInMs: settings.maxWaitMs,
+      metadataMaxAge: settings.metadataMaxAgeMs,
       allowAutoTopicCreation: false,
     });
-    const reader = new TopicReader(consumer, options.start);
+    const reader = new TopicReader(consumer, topic, options.start);
+    /** A failure kafkajs does not retry, while joining. */
+    let failed: Error | undefined;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       for (const partition of payload.memberAssignment[topic] ?? []) {
         const next = reader.#progress.get(partition);
@@ -75,6 +81,7 @@ export class TopicReader {
       }
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
+      if (!payload.restart) failed ??= payload.error;
       const log = payload.restart ? options.logger.debug : options.logger.warn;
       log.call(options.logger, `the reader of ${topic} failed`, {
         error: errorText(payload.error),
@@ -86,7 +93,9 @@ export class TopicReader {
       await consumer.subscribe({ topics: [topic], fromBeginning: true });
       await consumer.run({
         autoCommit: false,
-        eachBatch: ({ batch }) => {
+        eachBatch: ({ batch, isStale }) => {
+          // Fetched before a rewind: the records come again from the rewound offset.
+          if (isStale()) return Promise.resolve();
           for (const message of batch.messages) {
             try {
               options.onMessage(batch.partition, message);
@@ -105,6 +114,8 @@ export class TopicReader {
           return Promise.resolve();
         },
       });
+      // run() resolves after the first join, also when it failed.
+      if (failed !== undefined) throw failed;
     } catch (err) {
       await consumer.disconnect().catch(() => {});
       throw brokerError(`Cannot start reading the Kafka topic ${topic}`, err);
@@ -133,6 +144,19 @@ export class TopicReader {
       };
       this.#waiters.push(waiter);
     });
+  }
+
+  /**
+   * Reads a partition again from `offset` (it must be one the reader has read
+   * past); {@linkcode TopicReader.reached} waits for the records again.
+   *
+   * @param partition The partition.
+   * @param offset The first offset to read again.
+   */
+  rewind(partition: number, offset: number): void {
+    if (this.#stopped || offset >= (this.#progress.get(partition) ?? 0)) return;
+    this.#progress.set(partition, offset);
+    this.#consumer.seek({ topic: this.#topic, partition, offset: String(offset) });
   }
 
   /** Stops reading and leaves the group. Waiting callers get `false`. */

@@ -8,7 +8,7 @@
  */
 
 import type { IHeaders, KafkaMessage, Message } from "kafkajs";
-import { isoTimestamp, type QueueKind } from "../../protocol/envelope.ts";
+import { canonicalMessageId, isoTimestamp, type QueueKind } from "../../protocol/envelope.ts";
 import type { DeadLetter, Reply } from "../types.ts";
 
 /**
@@ -164,4 +164,19 @@ export function replyPartitionOf(message: KafkaMessage): number | undefined {
   const text = header(message.headers, REPLY_PARTITION_HEADER);
   if (text === undefined || !/^\d{1,9}$/.test(text)) return undefined;
   return Number(text);
+}
+
+/**
+ * The canonical `message_id` of a request or result body, for records
+ * without a key (foreign ones) and redelivered requests.
+ *
+ * @param body The JSON text.
+ * @returns The `message_id`, or `null` when the body has no readable one.
+ */
+export function messageIdOf(body: string): string | null {
+  try {
+    return canonicalMessageId((JSON.parse(body) as { message_id?: unknown })?.message_id);
+  } catch {
+    return null;
+  }
 }

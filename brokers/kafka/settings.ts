@@ -64,6 +64,17 @@ export interface KafkaSettings {
   rebalanceTimeoutMs: number;
   /** Longest wait of one fetch when no message is there. */
   maxWaitMs: number;
+  /**
+   * How old kafkajs lets its cluster metadata get before reading it again on
+   * the next request: how soon producers spread requests over partitions
+   * another process added, and consumers see them.
+   */
+  metadataMaxAgeMs: number;
+  /**
+   * Longest ledger metadata string committed with an offset; Kafka refuses
+   * longer ones than its `offset.metadata.max.bytes` (4096 by default).
+   */
+  offsetMetadataMaxChars: number;
   /** Partitions of `prpc_{queue}` and `prpc_raw_{queue}`; `undefined` = the server's `maxWorkers`. */
   queueTopicPartitions: number | undefined;
   /** Partitions of `prpc_feedback_{queue}` and `prpc_feedback_raw_{queue}`. */
@@ -104,6 +115,8 @@ const SPECS = {
   heartbeatIntervalMs: { kind: "int", min: 1 },
   rebalanceTimeoutMs: { kind: "int", min: 1 },
   maxWaitMs: { kind: "int", min: 1 },
+  metadataMaxAgeMs: { kind: "int", min: 1 },
+  offsetMetadataMaxChars: { kind: "int", min: 100 },
   queueTopicPartitions: { kind: "int", min: 1, env: "PRPC_KAFKA_QUEUE_TOPIC_NUMBER_PARTITIONS" },
   feedbackTopicPartitions: {
     kind: "int",
@@ -136,7 +149,7 @@ type Value = string | number | boolean;
  * `connectionTimeoutMs` (3000), `requestTimeoutMs` (30000), `retries` (5),
  * `groupId` (`prpc_group_consumers`), `sessionTimeoutMs` (30000),
  * `heartbeatIntervalMs` (3000), `rebalanceTimeoutMs` (60000), `maxWaitMs`
- * (500), `maxMessageBytes` (1048588, Kafka's default `message.max.bytes`) and
+ * (500), `metadataMaxAgeMs` (10000), `offsetMetadataMaxChars` (3000), `maxMessageBytes` (1048588, Kafka's default `message.max.bytes`) and
  * `resultTtlSec` (600).
  *
  * @param url The broker URL; `undefined` for `localhost:9092`.
@@ -198,6 +211,8 @@ export function readKafkaSettings(
     heartbeatIntervalMs: int("heartbeatIntervalMs", 3_000),
     rebalanceTimeoutMs: int("rebalanceTimeoutMs", 60_000),
     maxWaitMs: int("maxWaitMs", 500),
+    metadataMaxAgeMs: int("metadataMaxAgeMs", 10_000),
+    offsetMetadataMaxChars: int("offsetMetadataMaxChars", 3_000),
     queueTopicPartitions: (values.queueTopicPartitions as number | undefined) ??
       envInt("queueTopicPartitions"),
     feedbackTopicPartitions: int("feedbackTopicPartitions", 4),

@@ -3,12 +3,17 @@
  * fewer partitions than wanted. Partitions are never removed (Kafka cannot),
  * so a topic keeps the largest count any server asked for.
  *
+ * Partition counts are cached: read again when a topic is missing or too
+ * small, and at most once per `metadataMaxAgeMs` for a partition number a
+ * request names that the topic does not have (a foreign header must not
+ * cost a Metadata request per result).
+ *
  * @module
  */
 
 import type { Admin } from "kafkajs";
 import { BrokerError } from "../../protocol/errors.ts";
-import { brokerError, kafkaErrorType } from "./client.ts";
+import { brokerError, errorText, kafkaErrorType } from "./client.ts";
 
 /** A topic and the partitions it should have at least. */
 export interface TopicSpec {
@@ -25,18 +30,23 @@ const RACE_ERRORS = new Set(["TOPIC_ALREADY_EXISTS", "INVALID_PARTITIONS"]);
 export class Topics {
   readonly #admin: Admin;
   readonly #replicationFactor: number;
+  readonly #maxAgeMs: number;
   /** Partition counts seen, by topic. */
   readonly #counts = new Map<string, number>();
+  /** When the counts were last read. */
+  #readAt = 0;
 
   /**
    * Administers topics through the connection's admin client.
    *
    * @param admin A connected kafkajs admin client.
    * @param replicationFactor Replication factor of the topics it creates.
+   * @param maxAgeMs How old the counts may get where freshness matters (`metadataMaxAgeMs`).
    */
-  constructor(admin: Admin, replicationFactor: number) {
+  constructor(admin: Admin, replicationFactor: number, maxAgeMs: number) {
     this.#admin = admin;
     this.#replicationFactor = replicationFactor;
+    this.#maxAgeMs = maxAgeMs;
   }
 
   /**
@@ -49,9 +59,11 @@ export class Topics {
    */
   async ensure(specs: readonly TopicSpec[]): Promise<void> {
     const isEnough = (spec: TopicSpec) => (this.#counts.get(spec.topic) ?? 0) >= spec.partitions;
-    if (specs.every(isEnough)) return;
+    let raced: unknown;
     // More than one round when another process creates or grows a topic at the same time.
     for (let round = 0; round < 3; round++) {
+      if (specs.every(isEnough)) return;
+      if (round > 0) await delay(100 * round); // metadata of other brokers may lag behind
       await this.#refresh();
       const missing = specs.filter((spec) => !this.#counts.has(spec.topic));
       const small = specs.filter((spec) => this.#counts.has(spec.topic) && !isEnough(spec));
@@ -72,7 +84,11 @@ export class Topics {
             topicPartitions: small.map((spec) => ({ topic: spec.topic, count: spec.partitions })),
           });
         }
+        // Done: another broker's metadata may not show it yet, so do not read it back.
+        for (const spec of [...missing, ...small]) this.#counts.set(spec.topic, spec.partitions);
+        return;
       } catch (err) {
+        raced = err;
         if (!isRace(err)) {
           throw brokerError(
             `Cannot create or grow the Kafka topics ${
@@ -87,7 +103,8 @@ export class Topics {
     throw new BrokerError(
       `Cannot get the Kafka topics ${
         specs.map((spec) => spec.topic).join(", ")
-      } to their partition counts`,
+      } to their partition counts: other processes kept changing them (${errorText(raced)})`,
+      { cause: raced },
     );
   }
 
@@ -103,14 +120,29 @@ export class Topics {
   }
 
   /**
+   * The number of partitions of a topic, read again when last read more than
+   * `metadataMaxAgeMs` ago (another process may have grown the topic).
+   *
+   * @param topic The topic.
+   * @returns The count, or `undefined` when the topic does not exist.
+   */
+  async currentPartitionCount(topic: string): Promise<number | undefined> {
+    if (!this.#counts.has(topic) || Date.now() - this.#readAt > this.#maxAgeMs) {
+      await this.#refresh();
+    }
+    return this.#counts.get(topic);
+  }
+
+  /**
    * Whether a topic has a partition, reading the topics again when the count
-   * last seen is too small (another process may have grown the topic).
+   * last seen is too small (another process may have grown the topic) and
+   * was read more than `metadataMaxAgeMs` ago.
    *
    * @param topic The topic.
    * @param partition The partition number.
    */
   async hasPartition(topic: string, partition: number): Promise<boolean> {
-    if ((this.#counts.get(topic) ?? 0) <= partition) await this.#refresh();
+    if ((this.#counts.get(topic) ?? 0) <= partition) await this.currentPartitionCount(topic);
     return (this.#counts.get(topic) ?? 0) > partition;
   }
 
@@ -122,7 +154,11 @@ export class Topics {
     } catch (err) {
       throw brokerError("Cannot read the Kafka topics", err);
     }
-    for (const { name, partitions } of topics) this.#counts.set(name, partitions.length);
+    for (const { name, partitions } of topics) {
+      // Never below a count this connection created: metadata of other brokers may lag.
+      this.#counts.set(name, Math.max(partitions.length, this.#counts.get(name) ?? 0));
+    }
+    this.#readAt = Date.now();
   }
 }
 
@@ -132,4 +168,8 @@ function isRace(err: unknown): boolean {
   const errors = (err as { errors?: unknown }).errors;
   return Array.isArray(errors) && errors.length > 0 &&
     errors.every((inner) => RACE_ERRORS.has(kafkaErrorType(inner) ?? ""));
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
