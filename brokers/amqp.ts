@@ -4,11 +4,14 @@
  * (or `amqps://`; default `amqp://guest:guest@localhost:5672`).
  *
  * - Requests go to the durable queues `prpc_{queue}` (prpc clients) and
- *   `prpc_raw_{queue}` (other languages) as persistent messages; clients wait
- *   for RabbitMQ's publisher confirm.
- * - A server consumes both with `prefetch` = `maxWorkers` and acknowledges a
+ *   `prpc_raw_{queue}` (other languages) as persistent, `mandatory` messages;
+ *   clients wait for RabbitMQ's publisher confirm, and declare a queue again
+ *   when RabbitMQ returns a request because the queue is gone.
+ * - A server consumes both with one prefetch of `maxWorkers` shared by the two
+ *   (on classic queues; see `amqp/request_consumer.ts`) and acknowledges a
  *   request only after its result is published and confirmed, so a request of
- *   a server that dies is delivered to another one.
+ *   a server that dies is delivered to another one. A result or dead letter
+ *   that RabbitMQ refuses ends the request instead of running it again.
  * - A result goes to the request's `reply_to` (the AMQP property, else the JSON
  *   field), with `correlation_id` = the request's `correlation_id`, else its
  *   `message_id`. A raw request without `reply_to` gets its result on the
@@ -38,6 +41,10 @@
  * | `replyQueueExpiresMs` | `PRPC_AMQP_REPLY_QUEUE_EXPIRES_MS` | 60 000         |
  * | `maxMessageBytes`     | `PRPC_AMQP_MAX_MESSAGE_BYTES`      | 134 217 728    |
  * | `connectionName`      | `PRPC_AMQP_CONNECTION_NAME`        | `prpc {name}`  |
+ *
+ * `maxMessageBytes` defaults to RabbitMQ's default `max_message_size` (128 MiB)
+ * and may be raised to 512 MiB along with it; a message RabbitMQ refuses for
+ * its size fails with `PayloadTooLargeError` without being retried.
  *
  * The URL may carry `heartbeat`, `connection_timeout`, `frame_max` and
  * `channel_max`; `brokerSettings` win over them, and they win over variables.
@@ -97,6 +104,7 @@ import {
   type Subscription,
 } from "./types.ts";
 import { AmqpLink, type LinkContext } from "./amqp/connection.ts";
+import { LostError } from "./amqp/failures.ts";
 import { FeedbackReader } from "./amqp/feedback_reader.ts";
 import { ReplyInbox } from "./amqp/reply_inbox.ts";
 import { RequestConsumer } from "./amqp/request_consumer.ts";
@@ -133,10 +141,10 @@ class AmqpBroker implements Broker {
     options: ConsumeOptions,
   ): Promise<Subscription> {
     this.#assertOpen();
-    this.#serving = true;
     const consumer = new RequestConsumer(this.#context, queue, handler, options.prefetch);
     await this.#context.link.register(consumer);
     this.#parts.add(consumer);
+    this.#serving = true;
     return consumer;
   }
 
@@ -154,13 +162,19 @@ class AmqpBroker implements Broker {
     while (true) {
       const session = await this.#context.link.session();
       try {
-        await session.declareQueue(name, durableQueueOptions(this.#context.settings));
-        await session.publish(name, body, requestProperties());
+        await session.publishToQueue(
+          name,
+          body,
+          requestProperties(),
+          durableQueueOptions(this.#context.settings),
+        );
         return;
       } catch (err) {
         // Lost with its connection before RabbitMQ confirmed it: send it again on the next
-        // one (at-least-once; a server skips a request whose deadline has passed).
-        if (session.alive || this.#closed || Date.now() >= giveUpAt) throw err;
+        // one (at-least-once; a server skips a request whose deadline has passed). A request
+        // RabbitMQ refused fails at once.
+        const lost = err instanceof LostError || !session.alive;
+        if (!lost || this.#closed || Date.now() >= giveUpAt) throw err;
       }
     }
   }

@@ -94,6 +94,25 @@ Deno.test("readAmqpSettings() refuses bad URLs and settings with ConfigError", (
   assertThrows(() => readAmqpSettings(undefined, { connectionName: "" }), ConfigError, "a name");
 });
 
+Deno.test("readAmqpSettings() refuses malformed %-escapes with ConfigError, without the password", () => {
+  const password = assertThrows(
+    () => readAmqpSettings("amqp://app:hunter2%zz@localhost", {}),
+    ConfigError,
+    "its password has a malformed %-escape",
+  );
+  assert(!password.message.includes("hunter2"), password.message);
+  assertThrows(
+    () => readAmqpSettings("amqp://app%E0@localhost", {}),
+    ConfigError,
+    "its user name has a malformed %-escape",
+  );
+  assertThrows(
+    () => readAmqpSettings("amqp://localhost/%zz", {}),
+    ConfigError,
+    "its vhost has a malformed %-escape",
+  );
+});
+
 Deno.test("connect() fails at once with BrokerError when nothing listens, without the password", async () => {
   const error = await assertRejects(
     connect({ url: "amqp://guest:hunter2@127.0.0.1:1", logger: silent }),

@@ -2,6 +2,19 @@
  * The server side: one consumer on `prpc_{queue}` and `prpc_raw_{queue}`, and
  * the deliveries it hands to the server.
  *
+ * **One budget for both queues.** Both queues are consumed on one channel. On
+ * classic queues (the default) its prefetch is shared by the two consumers
+ * (`basic.qos` with `global`), so RabbitMQ hands the server at most
+ * `prefetch` requests at once across both, and a request it cannot start yet
+ * stays in its queue for another server. Quorum queues (and streams) refuse a
+ * shared prefetch (RabbitMQ closes the connection), so on them each consumer
+ * gets `prefetch` and requests beyond the budget wait here until a worker is
+ * free: no limit per consumer can keep two queues in one budget without
+ * holding a request back from an idle server or polling. Which of the two
+ * applies is found once per connection by declaring each queue again with
+ * `x-queue-type: classic`; a queue an operator declared with other arguments
+ * cannot be told apart from a quorum queue that way, and gets the latter.
+ *
  * **Counting deliveries.** `Delivery.attempt` must count every delivery,
  * crashes included, or a message that kills its server would loop forever.
  * Classic queues only say `redelivered`; quorum queues count in
@@ -11,7 +24,9 @@
  * type and version: a request arriving with `redelivered` set is published
  * again to the tail of its queue with the header `x-prpc-delivery` raised by
  * one (after RabbitMQ confirms the copy, the original is acknowledged), and is
- * run when that copy arrives. Only redeliveries pay for it.
+ * run when that copy arrives. Only redeliveries pay for it. When the queue
+ * refuses the copy (it is full, say), the request is run where it is, as the
+ * delivery the copy would have counted.
  *
  * **Dead-lettering.** Poison messages go to `prpc_dead_{queue}` by a confirmed
  * publish from the server rather than by a dead-letter exchange or a
@@ -19,6 +34,14 @@
  * and also sets aside messages it cannot read at all), the reason travels in
  * the header `x-prpc-dead-reason`, and the caller gets an error result at once,
  * which RabbitMQ's own dead-lettering could not send.
+ *
+ * **Settling ends a request.** Once a result is refused by its `reply_to`
+ * (RabbitMQ nacks it: the queue is full and rejects publishes, say), or once a
+ * dead letter is confirmed, the request is acknowledged whatever happens to
+ * its reply, and when the dead-letter queue itself refuses the message it is
+ * rejected: running it again could only fail the same way, forever. Only a
+ * lost connection, or a publish RabbitMQ neither confirms nor refuses in
+ * time, hands a request back to run again.
  *
  * @module
  */
@@ -35,6 +58,7 @@ import {
   type Subscription,
 } from "../types.ts";
 import { type LinkContext, LinkPart } from "./connection.ts";
+import { isRefusal } from "./failures.ts";
 import { type AmqpSession, errorText, type SessionChannel } from "./session.ts";
 import {
   countedProperties,
@@ -60,6 +84,8 @@ export class RequestConsumer extends LinkPart implements Subscription {
   readonly #queue: string;
   readonly #handler: (delivery: Delivery) => void;
   readonly #prefetch: number;
+  /** Set once RabbitMQ refused shared (global) prefetch: not asked for again. */
+  #sharedPrefetchRefused = false;
   /** Deliveries handed to the handler and not settled yet. */
   readonly #running = new Set<AmqpDelivery>();
   /** Deliveries that arrived while `#prefetch` were running, in arrival order. */
@@ -90,32 +116,53 @@ export class RequestConsumer extends LinkPart implements Subscription {
 
   protected override async attach(session: AmqpSession): Promise<void> {
     if (this.#closed) return;
-    const channel = await session.openChannel(`the requests of ${this.#queue}`);
+    let channel: SessionChannel | undefined;
     try {
-      // Per consumer, so each queue may hold `prefetch` unsettled messages; `#receive` keeps
-      // the two together to `prefetch` running. (A channel-wide "global" limit would do that
-      // in RabbitMQ, but quorum queues refuse it by closing the connection.)
-      await channel.channel.prefetch(this.#prefetch, false);
-      const tags: string[] = [];
+      const declaration = durableQueueOptions(this.#context.settings);
+      let shared = true;
       for (const kind of KINDS) {
         const name = requestQueueName(this.#queue, kind);
-        await session.declareQueue(name, durableQueueOptions(this.#context.settings));
+        await session.declareQueue(name, declaration);
+        shared &&= await session.isClassicQueue(name, declaration);
+      }
+      channel = await session.openChannel(`the requests of ${this.#queue}`);
+      if (shared && !this.#sharedPrefetchRefused) {
+        try {
+          await channel.channel.prefetch(this.#prefetch, true);
+        } catch (err) {
+          // Shared (global) prefetch is a deprecated RabbitMQ feature that a broker may
+          // deny: fall back to a prefetch per consumer, with the overflow waiting here.
+          this.#sharedPrefetchRefused = true;
+          this.#context.logger.warn(
+            "RabbitMQ refused a prefetch shared by both request queues; using one per queue",
+            { queue: this.#queue, error: errorText(err) },
+          );
+          await channel.close();
+          channel = await session.openChannel(`the requests of ${this.#queue}`);
+          await channel.channel.prefetch(this.#prefetch, false);
+        }
+      } else {
+        await channel.channel.prefetch(this.#prefetch, false);
+      }
+      const tags: string[] = [];
+      for (const kind of KINDS) {
+        const open = channel;
         const { consumerTag } = await channel.channel.consume(
-          name,
-          (message) => this.#receive(session, channel, kind, message),
+          requestQueueName(this.#queue, kind),
+          (message) => this.#receive(session, open, kind, message),
           { noAck: false },
         );
         tags.push(consumerTag);
       }
       this.#consuming = { session, channel, tags };
     } catch (err) {
-      await channel.close();
+      await channel?.close();
       throw new BrokerError(
         `Cannot consume the requests of ${this.#queue}: ${errorText(err)}`,
         { cause: err },
       );
     }
-    if (this.#closed) await this.#cancel();
+    if (this.#closed) await this.#stop();
   }
 
   #receive(
@@ -141,17 +188,17 @@ export class RequestConsumer extends LinkPart implements Subscription {
       }
       return;
     }
-    if (message.fields.redelivered) {
-      void this.#countRedelivery(session, channel, kind, message);
-      return;
-    }
+    const source = { session, channel, kind, message };
+    if (message.fields.redelivered) void this.#countRedelivery(source);
+    else this.#accept(source, deliveryNumber(message.properties));
+  }
+
+  #accept(source: ReceivedMessage, attempt: number): void {
     const delivery = new AmqpDelivery({
+      ...source,
       context: this.#context,
       queue: this.#queue,
-      kind,
-      session,
-      channel,
-      message,
+      attempt,
       settled: (settled) => this.#settled(settled),
     });
     if (this.#running.size < this.#prefetch) this.#hand(delivery);
@@ -171,50 +218,53 @@ export class RequestConsumer extends LinkPart implements Subscription {
     if (!this.#running.delete(delivery)) return;
     while (this.#running.size < this.#prefetch) {
       const next = this.#waiting.shift();
-      if (next === undefined) return;
+      if (next === undefined) break;
       // One whose connection was lost meanwhile is back in its queue already.
       if (next.held) this.#hand(next);
     }
+    if (this.#closed && this.#running.size === 0) void this.#consuming?.channel.close();
   }
 
-  /** Puts a redelivered request back with its delivery count raised (see the module docs). */
-  async #countRedelivery(
-    session: AmqpSession,
-    channel: SessionChannel,
-    kind: QueueKind,
-    message: ConsumeMessage,
-  ): Promise<void> {
+  /**
+   * Puts a redelivered request back with its delivery count raised (see the
+   * module docs); runs it in place when its queue refuses the copy.
+   */
+  async #countRedelivery(source: ReceivedMessage): Promise<void> {
+    const { session, channel, kind, message } = source;
     const name = requestQueueName(this.#queue, kind);
     const next = deliveryNumber(message.properties) + 1;
     try {
-      await session.publish(name, message.content, countedProperties(message.properties, next));
+      await session.publishToQueue(
+        name,
+        message.content,
+        countedProperties(message.properties, next),
+        durableQueueOptions(this.#context.settings),
+      );
       channel.channel.ack(message);
       this.#context.logger.debug("counted a redelivery", { queue: name, delivery: next });
     } catch (err) {
       if (!session.alive || !channel.open) return; // RabbitMQ delivers it again
-      this.#context.logger.warn("cannot count a redelivery; the message goes back to its queue", {
+      this.#context.logger.warn("cannot count a redelivery on its queue; running it in place", {
         queue: name,
+        delivery: next,
         error: errorText(err),
       });
-      try {
-        channel.channel.nack(message, false, true);
-      } catch {
-        // The channel closed meanwhile: the message is back in its queue anyway.
-      }
+      this.#accept(source, next);
     }
   }
 
-  /** Stops new deliveries; deliveries handed out can still be settled. */
+  /**
+   * Stops new deliveries; deliveries handed out can still be settled. The
+   * channel closes once the last of them is.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#context.link.unregister(this);
-    await this.#cancel();
-    // Taken but never handed out: give them to other servers now.
-    for (const waiting of this.#waiting.splice(0)) await waiting.release();
+    await this.#stop();
   }
 
-  async #cancel(): Promise<void> {
+  async #stop(): Promise<void> {
     const consuming = this.#consuming;
     if (consuming === undefined || !consuming.session.alive || !consuming.channel.open) return;
     for (const tag of consuming.tags) {
@@ -224,17 +274,26 @@ export class RequestConsumer extends LinkPart implements Subscription {
         // The channel closed meanwhile: it consumes nothing any more.
       }
     }
+    // Taken but never handed out: give them to other servers now.
+    for (const waiting of this.#waiting.splice(0)) await waiting.release();
+    if (this.#running.size === 0) await consuming.channel.close();
   }
 }
 
-/** Everything a delivery needs to settle itself. */
-interface DeliverySource {
-  readonly context: LinkContext;
-  readonly queue: string;
-  readonly kind: QueueKind;
+/** A request as it came off a queue. */
+interface ReceivedMessage {
   readonly session: AmqpSession;
   readonly channel: SessionChannel;
+  readonly kind: QueueKind;
   readonly message: ConsumeMessage;
+}
+
+/** Everything a delivery needs to settle itself. */
+interface DeliverySource extends ReceivedMessage {
+  readonly context: LinkContext;
+  readonly queue: string;
+  /** The delivery's number (see the module docs). */
+  readonly attempt: number;
   /** Called once the delivery is settled, whichever way. */
   readonly settled: (delivery: AmqpDelivery) => void;
 }
@@ -255,28 +314,41 @@ class AmqpDelivery implements Delivery {
     this.#source = source;
     this.kind = source.kind;
     this.body = source.message.content.toString("utf8");
-    this.attempt = deliveryNumber(source.message.properties);
+    this.attempt = source.attempt;
   }
 
   complete(reply: Reply): Promise<void> {
     return this.#settle(async () => {
-      await this.#sendReply(reply);
+      try {
+        await this.#sendReply(reply);
+      } catch (err) {
+        if (!isRefusal(err)) throw err;
+        this.#source.context.logger.warn("dropped a result: RabbitMQ refused it", {
+          messageId: reply.messageId,
+          error: errorText(err),
+        });
+      }
       this.#source.channel.channel.ack(this.#source.message);
     });
   }
 
   deadLetter(reason: string, reply?: Reply): Promise<void> {
     return this.#settle(async () => {
-      const { context, session, message, queue, kind } = this.#source;
-      const name = deadLetterQueueName(queue);
-      await session.declareQueue(name, durableQueueOptions(context.settings));
-      await session.publish(
-        name,
-        message.content,
-        deadLetterProperties(message.properties, kind, reason, isoTimestamp()),
-      );
-      if (reply !== undefined) await this.#sendReply(reply);
-      this.#source.channel.channel.ack(message);
+      const stored = await this.#storeDeadLetter(reason);
+      if (reply !== undefined) {
+        try {
+          await this.#sendReply(reply);
+        } catch (err) {
+          if (!this.held) throw err;
+          this.#source.context.logger.warn("dropped the error result of a dead letter", {
+            messageId: reply.messageId,
+            error: errorText(err),
+          });
+        }
+      }
+      const { channel, message } = this.#source;
+      if (stored) channel.channel.ack(message);
+      else channel.channel.nack(message, false, false);
     });
   }
 
@@ -300,7 +372,7 @@ class AmqpDelivery implements Delivery {
       await work();
     } catch (err) {
       if (!this.held) return this.#lost();
-      // Still ours: hand it back now rather than leave it unacknowledged for good.
+      // Neither done nor refused (a confirm that did not come in time): run it again later.
       try {
         this.#source.channel.channel.nack(this.#source.message, false, true);
       } catch {
@@ -319,6 +391,33 @@ class AmqpDelivery implements Delivery {
       "the connection was lost before a message was settled; RabbitMQ delivers it again",
       { queue: requestQueueName(this.#source.queue, this.kind) },
     );
+  }
+
+  /**
+   * Publishes the dead letter.
+   *
+   * @returns `false` when RabbitMQ refused it (logged): the message is then rejected.
+   */
+  async #storeDeadLetter(reason: string): Promise<boolean> {
+    const { context, session, message, queue, kind } = this.#source;
+    const name = deadLetterQueueName(queue);
+    try {
+      await session.publishToQueue(
+        name,
+        message.content,
+        deadLetterProperties(message.properties, kind, reason, isoTimestamp()),
+        durableQueueOptions(context.settings),
+      );
+      return true;
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      context.logger.error(
+        "cannot set a poison message aside: RabbitMQ refused the dead letter; the message is " +
+          "rejected (dropped, or sent to its queue's own dead-letter exchange if it has one)",
+        { queue: name, reason, error: errorText(err) },
+      );
+      return false;
+    }
   }
 
   /**
@@ -350,12 +449,11 @@ class AmqpDelivery implements Delivery {
       });
       return;
     }
-    const feedback = feedbackName(queue, "raw");
-    await session.declareQueue(feedback, durableQueueOptions(context.settings));
-    await session.publish(
-      feedback,
+    await session.publishToQueue(
+      feedbackName(queue, "raw"),
       reply.body,
       resultProperties(reply.messageId, correlationId, context.settings.resultTtlMs),
+      durableQueueOptions(context.settings),
     );
   }
 }

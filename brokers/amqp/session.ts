@@ -6,10 +6,11 @@
  * @module
  */
 
-import type { Channel, ChannelModel, ConfirmChannel, GetMessage, Options } from "amqplib";
+import type { Channel, ChannelModel, ConfirmChannel, GetMessage, Message, Options } from "amqplib";
 import { Buffer } from "node:buffer";
-import { BrokerError } from "../../protocol/errors.ts";
+import { BrokerError, PayloadTooLargeError } from "../../protocol/errors.ts";
 import type { Logger } from "../../server/logger.ts";
+import { LostError, oversizeLimit, RefusedError, ReturnedError } from "./failures.ts";
 
 /** The AMQP reply code of an error from amqplib, when it has one (404, 406, ...). */
 export function amqpErrorCode(err: unknown): number | undefined {
@@ -22,41 +23,47 @@ export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/**
- * A channel of a session that knows whether it is still open. When RabbitMQ
- * closes it with an error, `onFailure` (if given) hears why.
- */
+/** What a {@linkcode SessionChannel} reports about its end. */
+interface ChannelEvents {
+  /** RabbitMQ closed the channel with an error. */
+  onFailure?: ((reason: string) => void) | undefined;
+  /** The channel closed without an error and without `close()`: its connection is going. */
+  onVanish: () => void;
+}
+
+/** A channel of a session that knows whether it is still open, and why it closed. */
 export class SessionChannel {
   #open = true;
   #closing = false;
-  #error: Error | undefined;
+  #failure: Error | undefined;
 
   /**
    * Watches a channel.
    *
    * @param channel The amqplib channel.
    * @param what What the channel is for, for messages.
-   * @param onFailure Called when RabbitMQ closes the channel with an error.
+   * @param events Who hears how the channel ended.
    */
-  constructor(
-    readonly channel: Channel,
-    what: string,
-    onFailure: ((reason: string) => void) | undefined,
-  ) {
+  constructor(readonly channel: Channel, what: string, events: ChannelEvents) {
     // amqplib emits "error" before "close" when RabbitMQ closes a channel with an error;
     // without a listener, that error would crash the process.
-    channel.on("error", (err: Error) => (this.#error = err));
+    channel.on("error", (err: Error) => (this.#failure = err));
     channel.on("close", () => {
       this.#open = false;
-      if (!this.#closing && this.#error !== undefined) {
-        onFailure?.(`the channel for ${what} was closed: ${this.#error.message}`);
-      }
+      if (this.#closing) return;
+      if (this.#failure === undefined) events.onVanish();
+      else events.onFailure?.(`the channel for ${what} was closed: ${this.#failure.message}`);
     });
   }
 
   /** Whether the channel can still be used. */
   get open(): boolean {
     return this.#open;
+  }
+
+  /** The error RabbitMQ closed the channel with, if it did. */
+  get failure(): Error | undefined {
+    return this.#failure;
   }
 
   /** Closes the channel; unacknowledged messages on it go back to their queues. */
@@ -71,13 +78,19 @@ export class SessionChannel {
   }
 }
 
+/** Returned messages are matched to their publish; this many at most wait for it. */
+const RETURNED_KEPT = 256;
+
 /** One connection to RabbitMQ, from connect until it is lost or closed. */
 export class AmqpSession {
   readonly #model: ChannelModel;
-  readonly #publisher: SessionChannel;
   readonly #confirmTimeoutMs: number;
   readonly #logger: Logger;
   readonly #declared = new Map<string, Promise<void>>();
+  /** Messages RabbitMQ returned as unroutable, until their publish takes them. */
+  readonly #returned: Message[] = [];
+  #publisher: SessionChannel;
+  #publisherOpening: Promise<SessionChannel> | undefined;
   #admin: SessionChannel | undefined;
   #adminTail: Promise<unknown> = Promise.resolve();
   #alive = true;
@@ -91,7 +104,7 @@ export class AmqpSession {
     this.#model = model;
     this.#confirmTimeoutMs = confirmTimeoutMs;
     this.#logger = logger;
-    this.#publisher = this.#watch(publisher, "publishing");
+    this.#publisher = this.#watchPublisher(publisher);
   }
 
   /**
@@ -122,9 +135,9 @@ export class AmqpSession {
   }
 
   /**
-   * Closes the connection because something it needs failed (a channel closed
-   * by RabbitMQ, a consumer cancelled), so that the whole topology is rebuilt
-   * on a new connection.
+   * Closes the connection because something it needs failed (a consumer's
+   * channel closed by RabbitMQ, a consumer cancelled), so that the whole
+   * topology is rebuilt on a new connection.
    *
    * @param reason What failed, for the log.
    */
@@ -142,39 +155,111 @@ export class AmqpSession {
    * @returns The channel.
    */
   async openChannel(what: string): Promise<SessionChannel> {
-    return this.#watch(await this.#model.createChannel(), what);
+    return this.#watch(await this.#model.createChannel(), what, (reason) => this.rebuild(reason));
   }
 
-  #watch(channel: Channel, what: string): SessionChannel {
-    return new SessionChannel(channel, what, (reason) => this.rebuild(reason));
+  #watch(
+    channel: Channel,
+    what: string,
+    onFailure: ((reason: string) => void) | undefined,
+  ): SessionChannel {
+    return new SessionChannel(channel, what, { onFailure, onVanish: () => this.end() });
+  }
+
+  /**
+   * The publishing channel. RabbitMQ closes it when a message breaks one of
+   * its rules (a message above `max_message_size`, say): that fails the
+   * message, not the connection, so only this channel is opened again.
+   */
+  #watchPublisher(channel: ConfirmChannel): SessionChannel {
+    channel.on("return", (message: Message) => {
+      this.#returned.push(message);
+      if (this.#returned.length > RETURNED_KEPT) this.#returned.shift();
+    });
+    return this.#watch(
+      channel,
+      "publishing",
+      (reason) =>
+        this.#logger.warn("RabbitMQ closed the publishing channel; opening another", { reason }),
+    );
+  }
+
+  #openPublisher(): Promise<SessionChannel> {
+    if (this.#publisher.open) return Promise.resolve(this.#publisher);
+    this.#publisherOpening ??= this.#model.createConfirmChannel()
+      .then((channel) => (this.#publisher = this.#watchPublisher(channel)))
+      .finally(() => (this.#publisherOpening = undefined));
+    return this.#publisherOpening;
   }
 
   /**
    * Publishes a message to a queue through the default exchange and waits for
-   * RabbitMQ's confirm.
+   * RabbitMQ's confirm. When RabbitMQ closes the publishing channel over
+   * another message that was in flight with this one, this one is sent again
+   * on a new channel.
    *
    * @param queue The queue's full name.
    * @param body The message body: JSON text, or the bytes of a received message.
-   * @param options AMQP properties.
-   * @throws {BrokerError} When RabbitMQ refuses the message, the connection is
-   *   lost first, or the confirm does not come within the time limit.
+   * @param options AMQP properties; with `mandatory`, a message no queue takes
+   *   fails with {@linkcode ReturnedError}.
+   * @throws {LostError} When the connection is lost before the confirm.
+   * @throws {RefusedError} When RabbitMQ nacks the message, returns it, or closes
+   *   the channel over it (or over a message it cannot tell apart from it).
+   * @throws {PayloadTooLargeError} When the message is larger than RabbitMQ's `max_message_size`.
+   * @throws {BrokerError} When the confirm does not come within the time limit.
    */
-  publish(queue: string, body: string | Buffer, options: Options.Publish): Promise<void> {
-    if (!this.#alive || !this.#publisher.open) {
-      return Promise.reject(
-        new BrokerError(`Cannot publish to ${queue}: the connection to RabbitMQ was lost`),
-      );
-    }
+  async publish(queue: string, body: string | Buffer, options: Options.Publish): Promise<void> {
     const content = typeof body === "string" ? Buffer.from(body, "utf8") : body;
-    const channel = this.#publisher.channel as ConfirmChannel;
-    return new Promise((resolve, reject) => {
+    const giveUpAt = Date.now() + this.#confirmTimeoutMs;
+    while (true) {
+      if (!this.#alive) {
+        throw new LostError(`Cannot publish to ${queue}: the connection to RabbitMQ was lost`);
+      }
+      let publisher: SessionChannel;
+      try {
+        publisher = await this.#openPublisher();
+      } catch (err) {
+        throw new LostError(`Cannot publish to ${queue}: ${errorText(err)}`, { cause: err });
+      }
+      const failure = await this.#publishOnce(publisher, queue, content, options, giveUpAt);
+      if (failure === undefined) return;
+      if (!(failure instanceof ChannelFailure)) throw failure;
+      const limit = oversizeLimit(failure.reason);
+      if (limit !== undefined && content.byteLength > limit) {
+        throw new PayloadTooLargeError(
+          `Cannot publish ${content.byteLength} bytes to ${queue}: RabbitMQ's max_message_size is ${limit} bytes`,
+          { size: content.byteLength, limit },
+        );
+      }
+      if (limit === undefined) {
+        // RabbitMQ does not say which message broke the rule: every one in flight fails.
+        throw new RefusedError(`Cannot publish to ${queue}: ${failure.reason}`);
+      }
+      if (Date.now() >= giveUpAt) {
+        throw new BrokerError(
+          `Cannot publish to ${queue}: RabbitMQ did not confirm the message within ${this.#confirmTimeoutMs} ms`,
+        );
+      }
+      // Another message was too large; this one was only in flight with it: send it again.
+    }
+  }
+
+  /** One attempt: `undefined` once confirmed, else why not. */
+  #publishOnce(
+    publisher: SessionChannel,
+    queue: string,
+    content: Buffer,
+    options: Options.Publish,
+    giveUpAt: number,
+  ): Promise<Error | undefined> {
+    const channel = publisher.channel as ConfirmChannel;
+    return new Promise((resolve) => {
       let done = false;
-      const finish = (error?: BrokerError) => {
+      const finish = (failure?: Error) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        if (error === undefined) resolve();
-        else reject(error);
+        resolve(failure);
       };
       const timer = setTimeout(
         () =>
@@ -183,23 +268,75 @@ export class AmqpSession {
               `Cannot publish to ${queue}: RabbitMQ did not confirm the message within ${this.#confirmTimeoutMs} ms`,
             ),
           ),
-        this.#confirmTimeoutMs,
+        Math.max(0, giveUpAt - Date.now()),
       );
+      const closed = (err: unknown) => {
+        const failure = publisher.failure;
+        if (failure !== undefined) finish(new ChannelFailure(failure.message));
+        else {
+          finish(new LostError(`Cannot publish to ${queue}: ${errorText(err)}`, { cause: err }));
+        }
+      };
       try {
         channel.sendToQueue(queue, content, options, (err: unknown) => {
-          if (err === null || err === undefined) finish();
-          else if (errorText(err).includes("nack")) {
-            finish(new BrokerError(`Cannot publish to ${queue}: RabbitMQ refused the message`));
-          } else {
+          if (err === null || err === undefined) {
             finish(
-              new BrokerError(`Cannot publish to ${queue}: ${errorText(err)}`, { cause: err }),
+              options.mandatory && this.#takeReturned(queue, content)
+                ? new ReturnedError(`Cannot publish to ${queue}: no queue of that name exists`)
+                : undefined,
             );
+          } else if (errorText(err).includes("nack")) {
+            finish(new RefusedError(`Cannot publish to ${queue}: RabbitMQ refused the message`));
+          } else {
+            closed(err);
           }
         });
       } catch (err) {
-        finish(new BrokerError(`Cannot publish to ${queue}: ${errorText(err)}`, { cause: err }));
+        closed(err); // the channel was closing already
       }
     });
+  }
+
+  /** Whether RabbitMQ returned this message (it sends the return before the confirm). */
+  #takeReturned(queue: string, content: Buffer): boolean {
+    const index = this.#returned.findIndex((message) =>
+      message.fields.routingKey === queue && message.content.equals(content)
+    );
+    if (index === -1) return false;
+    this.#returned.splice(index, 1);
+    return true;
+  }
+
+  /**
+   * Publishes to one of prpc's own queues, declared once per connection. The
+   * message is `mandatory`: when the queue is gone (deleted, or expired through
+   * `x-expires` while the declaration was remembered), it is declared again and
+   * the message sent once more.
+   *
+   * @param queue The queue's full name.
+   * @param body The message body.
+   * @param options AMQP properties.
+   * @param declaration How the queue is declared.
+   * @throws {ReturnedError} When the queue is gone again at once.
+   * @throws {LostError | RefusedError | PayloadTooLargeError | BrokerError} As {@linkcode publish}.
+   */
+  async publishToQueue(
+    queue: string,
+    body: string | Buffer,
+    options: Options.Publish,
+    declaration: Options.AssertQueue,
+  ): Promise<void> {
+    const mandatory = { ...options, mandatory: true };
+    await this.declareQueue(queue, declaration);
+    try {
+      await this.publish(queue, body, mandatory);
+    } catch (err) {
+      if (!(err instanceof ReturnedError)) throw err;
+      this.#logger.info("a queue was gone; declaring it again", { queue });
+      this.#declared.delete(queue);
+      await this.declareQueue(queue, declaration);
+      await this.publish(queue, body, mandatory);
+    }
   }
 
   /**
@@ -209,14 +346,17 @@ export class AmqpSession {
    *
    * @param name The queue's full name.
    * @param options How to declare it.
-   * @throws {BrokerError} When the queue can be neither declared nor found.
+   * @throws {RefusedError} When RabbitMQ refuses both the declaration and the check.
+   * @throws {LostError} When the connection is lost meanwhile.
    */
   declareQueue(name: string, options: Options.AssertQueue): Promise<void> {
     let declared = this.#declared.get(name);
     if (declared === undefined) {
       declared = this.#declare(name, options);
       this.#declared.set(name, declared);
-      declared.catch(() => this.#declared.delete(name));
+      declared.catch(() => {
+        if (this.#declared.get(name) === declared) this.#declared.delete(name);
+      });
     }
     return declared;
   }
@@ -226,9 +366,7 @@ export class AmqpSession {
       await this.#adminOperation((channel) => channel.assertQueue(name, options));
       return;
     } catch (err) {
-      if (amqpErrorCode(err) !== 406) {
-        throw new BrokerError(`Cannot declare queue ${name}: ${errorText(err)}`, { cause: err });
-      }
+      if (amqpErrorCode(err) !== 406) throw operationError(`Cannot declare queue ${name}`, err);
       this.#logger.info("a queue exists with other arguments; using it as it is", {
         queue: name,
         reason: errorText(err),
@@ -237,7 +375,28 @@ export class AmqpSession {
     try {
       await this.#adminOperation((channel) => channel.checkQueue(name));
     } catch (err) {
-      throw new BrokerError(`Cannot use queue ${name}: ${errorText(err)}`, { cause: err });
+      throw operationError(`Cannot use queue ${name}`, err);
+    }
+  }
+
+  /**
+   * Whether a queue is a classic queue, found by declaring it again with
+   * `x-queue-type: classic` (RabbitMQ refuses that for any other type). A
+   * queue declared with arguments other than `options` counts as not classic.
+   *
+   * @param name The queue's full name.
+   * @param options How prpc declares it.
+   * @returns `true` for a classic queue with prpc's arguments.
+   * @throws {LostError} When the connection is lost meanwhile.
+   */
+  async isClassicQueue(name: string, options: Options.AssertQueue): Promise<boolean> {
+    const classic = { ...options, arguments: { ...options.arguments, "x-queue-type": "classic" } };
+    try {
+      await this.#adminOperation((channel) => channel.assertQueue(name, classic));
+      return true;
+    } catch (err) {
+      if (amqpErrorCode(err) === 406) return false;
+      throw operationError(`Cannot check queue ${name}`, err);
     }
   }
 
@@ -254,7 +413,7 @@ export class AmqpSession {
       return true;
     } catch (err) {
       if (amqpErrorCode(err) === 404) return false;
-      throw new BrokerError(`Cannot check queue ${name}: ${errorText(err)}`, { cause: err });
+      throw operationError(`Cannot check queue ${name}`, err);
     }
   }
 
@@ -269,11 +428,7 @@ export class AmqpSession {
    * @throws {BrokerError} When the queue cannot be read.
    */
   async peek(name: string, limit: number): Promise<GetMessage[]> {
-    const reader = new SessionChannel(
-      await this.#model.createChannel(),
-      `reading ${name}`,
-      undefined,
-    );
+    const reader = this.#watch(await this.#model.createChannel(), `reading ${name}`, undefined);
     const messages: GetMessage[] = [];
     try {
       while (messages.length < limit) {
@@ -296,11 +451,7 @@ export class AmqpSession {
   #adminOperation<T>(operation: (channel: Channel) => Promise<T>): Promise<T> {
     const run = this.#adminTail.then(async () => {
       if (this.#admin === undefined || !this.#admin.open) {
-        this.#admin = new SessionChannel(
-          await this.#model.createChannel(),
-          "declarations",
-          undefined,
-        );
+        this.#admin = this.#watch(await this.#model.createChannel(), "declarations", undefined);
       }
       const admin = this.#admin;
       try {
@@ -315,4 +466,19 @@ export class AmqpSession {
     this.#adminTail = run.catch(() => {});
     return run;
   }
+}
+
+/** RabbitMQ closed the publishing channel while a message was unconfirmed. */
+class ChannelFailure extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+  }
+}
+
+/** A refused operation (RabbitMQ answered with a reply code) or a lost connection. */
+function operationError(what: string, err: unknown): BrokerError {
+  const message = `${what}: ${errorText(err)}`;
+  return amqpErrorCode(err) === undefined
+    ? new LostError(message, { cause: err })
+    : new RefusedError(message, { cause: err });
 }

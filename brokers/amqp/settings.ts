@@ -246,15 +246,26 @@ function parseAmqpUrl(
     if (name === undefined) return undefined;
     return wholeNumber(query.get(name) ?? "", `${name} in ${displayUrl}`);
   };
+  const decode = (part: string, what: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new ConfigError(
+        `Cannot use ${
+          JSON.stringify(displayUrl)
+        } as an AMQP broker URL: its ${what} has a malformed %-escape`,
+      );
+    }
+  };
   const connect: Options.Connect = {
     protocol: parsed.protocol.slice(0, -1),
     hostname,
     port: parsed.port === "" ? (parsed.protocol === "amqps:" ? 5671 : 5672) : Number(parsed.port),
-    username: decodeURIComponent(parsed.username) || "guest",
-    password: decodeURIComponent(parsed.password) || (parsed.username === "" ? "guest" : ""),
+    username: decode(parsed.username, "user name") || "guest",
+    password: decode(parsed.password, "password") || (parsed.username === "" ? "guest" : ""),
     vhost: parsed.pathname === "" || parsed.pathname === "/"
       ? "/"
-      : decodeURIComponent(parsed.pathname.slice(1)),
+      : decode(parsed.pathname.slice(1), "vhost"),
   };
   const frameMax = optionalInt(["frame_max", "frameMax"]);
   if (frameMax !== undefined) connect.frameMax = frameMax;

@@ -12,10 +12,17 @@
  * settings, and every party must declare a queue with the same arguments.
  */
 
-import { connect as amqpConnect } from "amqplib";
+import { type Channel, connect as amqpConnect, type ConsumeMessage } from "amqplib";
+import { Buffer } from "node:buffer";
+import { AppServer, Client } from "../../mod.ts";
+import { type Deferred, deferred } from "./async.ts";
+import { RecordingLogger } from "./logger.ts";
 
 /** How long queues of the tests live once unused. */
 export const TEST_QUEUE_EXPIRES_MS = 120_000;
+
+/** How the tests declare prpc's durable queues when they act as another client. */
+export const DURABLE = { durable: true, expires: TEST_QUEUE_EXPIRES_MS };
 
 /** What the AMQP tests of a module work with. */
 export interface AmqpForTests {
@@ -83,6 +90,29 @@ export async function closeConnectionsNamed(connectionName: string): Promise<num
     await rabbitmqctl(["close_connection", pid, "closed by the prpc tests"]);
   }
   return pids.length;
+}
+
+/**
+ * How many channels the connection named `connectionName` has open, as
+ * RabbitMQ counts them (needs `rabbitmqctl`, as {@linkcode closeConnectionsNamed}).
+ *
+ * @param connectionName The `connectionName` broker setting of the connection.
+ * @returns The count; fails unless exactly one connection has that name.
+ */
+export async function channelsOfConnection(connectionName: string): Promise<number> {
+  const listed = await rabbitmqctl([
+    "list_connections",
+    "client_properties",
+    "channels",
+    "-q",
+    "--no-table-headers",
+  ]);
+  const property = `{"connection_name",${JSON.stringify(connectionName)}}`;
+  const lines = listed.split("\n").filter((line) => line.includes(property));
+  if (lines.length !== 1) {
+    throw new Error(`expected one connection named ${connectionName}, found ${lines.length}`);
+  }
+  return Number(lines[0]?.split("\t").at(-1));
 }
 
 /**
@@ -225,5 +255,153 @@ function closeQuietly(conn: Deno.TcpConn): void {
     conn.close();
   } catch {
     // Closed already.
+  }
+}
+
+/** Options of {@linkcode AmqpScope.server}. */
+export interface ScopeServerOptions {
+  maxWorkers?: number;
+  maxDeliveries?: number;
+  instanceName?: string;
+  brokerSettings?: Record<string, string | number>;
+}
+
+/** Everything one AMQP test opens on a queue name of its own, closed at its end. */
+export class AmqpScope {
+  readonly queue = `amqp_${crypto.randomUUID().slice(0, 8)}`;
+  readonly logger = new RecordingLogger();
+  readonly #closers: (() => Promise<unknown>)[] = [];
+
+  /** @param url The RabbitMQ URL of the tests. */
+  constructor(readonly url: string) {}
+
+  /** Starts a server on the scope's queue. */
+  async server(
+    register: (app: AppServer) => void,
+    options: ScopeServerOptions = {},
+  ): Promise<AppServer> {
+    const app = new AppServer({
+      broker: "amqp",
+      url: this.url,
+      queue: this.queue,
+      handleSignals: false,
+      logger: this.logger,
+      ...options,
+    });
+    register(app);
+    this.#closers.push(() => app.stop({ graceMs: 0 }));
+    await app.start();
+    return app;
+  }
+
+  /** Connects a client to the scope's queue. */
+  async client(brokerSettings?: Record<string, string | number>): Promise<Client> {
+    const client = await Client.connect({
+      broker: "amqp",
+      url: this.url,
+      queue: this.queue,
+      logger: this.logger,
+      brokerSettings,
+    });
+    this.#closers.push(() => client.close());
+    return client;
+  }
+
+  /** A channel of a plain amqplib connection: the test acting as another client. */
+  async channel(): Promise<Channel> {
+    const connection = await rawAmqp(this.url);
+    this.#closers.push(() => connection.close());
+    const channel = await connection.createChannel();
+    channel.on("error", () => {});
+    return channel;
+  }
+
+  /** Runs `close` when the scope closes (last in, first out). */
+  defer(close: () => Promise<unknown>): void {
+    this.#closers.push(close);
+  }
+
+  /** Closes everything, newest first. */
+  async close(): Promise<void> {
+    for (const close of this.#closers.reverse()) await close();
+  }
+}
+
+/**
+ * Registers a test that gets an {@linkcode AmqpScope}, closed when it ends.
+ *
+ * @param rabbit The RabbitMQ of the tests.
+ * @param name The test's name.
+ * @param fn The test.
+ * @param ignore Why to skip it; by default, when RabbitMQ cannot be reached.
+ */
+export function amqpTest(
+  rabbit: AmqpForTests,
+  name: string,
+  fn: (scope: AmqpScope) => Promise<void>,
+  ignore = rabbit.ignore,
+): void {
+  Deno.test({
+    name,
+    ignore: ignore !== undefined,
+    async fn() {
+      const scope = new AmqpScope(rabbit.url);
+      try {
+        await fn(scope);
+      } finally {
+        await scope.close();
+      }
+    },
+  });
+}
+
+/** Messages a plain consumer receives, one at a time. */
+export class Received {
+  readonly #messages: ConsumeMessage[] = [];
+  readonly #waiters: Deferred<ConsumeMessage>[] = [];
+
+  /** The consumer callback. */
+  push = (message: ConsumeMessage | null): void => {
+    if (message === null) return;
+    const waiter = this.#waiters.shift();
+    if (waiter === undefined) this.#messages.push(message);
+    else waiter.resolve(message);
+  };
+
+  /** The next message, once it has arrived. */
+  next(): Promise<ConsumeMessage> {
+    const message = this.#messages.shift();
+    if (message !== undefined) return Promise.resolve(message);
+    const waiter = deferred<ConsumeMessage>();
+    this.#waiters.push(waiter);
+    return waiter.promise;
+  }
+}
+
+/** The JSON body of a message. */
+export function json(message: ConsumeMessage): Record<string, unknown> {
+  return JSON.parse(message.content.toString("utf8"));
+}
+
+/** Sends a body (JSON unless a string) to a queue through the default exchange. */
+export function send(channel: Channel, queue: string, body: unknown, options = {}): void {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  channel.sendToQueue(queue, Buffer.from(text), options);
+}
+
+/**
+ * The value of `promise`, or a failure naming `what` when it takes longer
+ * than `timeoutMs`: for an outcome that must come, where waiting for ever
+ * would only hang the test.
+ */
+export async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
