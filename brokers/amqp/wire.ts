@@ -44,16 +44,18 @@ export function durableQueueOptions(settings: AmqpSettings): Options.AssertQueue
 }
 
 /**
- * How a client's reply queue is declared: not durable, not exclusive (so it
- * outlives a lost connection and keeps replies until the client is back), and
- * deleted by RabbitMQ once unused for `replyQueueExpiresMs`.
+ * How a client's reply queue is declared: not exclusive (so it outlives a lost
+ * connection and keeps replies until the client is back), and deleted by
+ * RabbitMQ once unused for `replyQueueExpiresMs`. It is durable only because
+ * RabbitMQ deprecates transient queues that are not exclusive
+ * (`transient_nonexcl_queues`); the replies in it are not persistent.
  *
  * @param settings The reply queue expiry.
  * @returns The declaration options.
  */
 export function replyQueueOptions(settings: AmqpSettings): Options.AssertQueue {
   return {
-    durable: false,
+    durable: true,
     exclusive: false,
     autoDelete: false,
     expires: settings.replyQueueExpiresMs,
