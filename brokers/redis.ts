@@ -20,14 +20,19 @@
  * - Connections: one for commands, one per serving queue for the blocking
  *   read, one per client inbox. ioredis reconnects by itself; blocking reads,
  *   the consumer group and inbox subscriptions come back after a Redis restart.
+ *   A request whose `XADD` reply is lost with a connection is not sent again
+ *   (it may have been added): its call waits for a result until its timeout.
+ * - Needs Redis 6.2 or later; Redis Cluster is not supported (the scripts use
+ *   keys of several hash slots).
  *
  * URL: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS;
  * default `redis://localhost:6379/0`. Settings (`brokerSettings`, each over its
  * variable): `resultTtlSec` (`PRPC_REDIS_EXPIRE_MESSAGE_FEEDBACK_SEC`, 21600),
  * `heartbeatIntervalMs` (`PRPC_REDIS_HEARTBEAT_INTERVAL_SEC`, 15 s),
  * `recoverIntervalMs` (`PRPC_REDIS_RECOVER_INTERVAL_SEC`, 45 s; must be longer
- * than the heartbeat interval), `deadLetterLimit` (10000) and
- * `maxMessageBytes` (16 MiB). `docs/PROTOCOL.md` describes every key and field.
+ * than the heartbeat interval, and a warning is logged below twice the
+ * heartbeat), `deadLetterLimit` (10000) and `maxMessageBytes` (16 MiB).
+ * `docs/PROTOCOL.md` describes every key and field.
  *
  * @example A server and a client (needs a Redis server on localhost)
  * ```ts ignore
@@ -46,7 +51,6 @@
  * @module
  */
 
-import type { Redis } from "ioredis";
 import { sizeOverLimit } from "../protocol/codec.ts";
 import type { QueueKind } from "../protocol/envelope.ts";
 import { BrokerError, PayloadTooLargeError } from "../protocol/errors.ts";
@@ -63,12 +67,13 @@ import {
   requestQueueName,
   type Subscription,
 } from "./types.ts";
-import { closeConnection, openConnection } from "./redis/connection.ts";
+import { openConnection, type RedisConnection, ReplyLostError } from "./redis/connection.ts";
 import { StreamConsumer } from "./redis/consumer.ts";
 import { openRedisInbox } from "./redis/inbox.ts";
 import {
   checkRecoverAfterHeartbeat,
   readRedisSettings,
+  recoverMarginWarning,
   type RedisSettings,
 } from "./redis/settings.ts";
 import { parseRedisUrl, type RedisEndpoint } from "./redis/url.ts";
@@ -77,7 +82,7 @@ import { parseRedisUrl, type RedisEndpoint } from "./redis/url.ts";
 class RedisBroker implements Broker {
   readonly kind = "redis" as const;
   readonly maxMessageBytes: number;
-  readonly #commands: Redis;
+  readonly #commands: RedisConnection;
   readonly #endpoint: RedisEndpoint;
   readonly #settings: RedisSettings;
   readonly #instanceName: string | undefined;
@@ -87,7 +92,7 @@ class RedisBroker implements Broker {
   #closed = false;
 
   constructor(parts: {
-    commands: Redis;
+    commands: RedisConnection;
     endpoint: RedisEndpoint;
     settings: RedisSettings;
     instanceName: string | undefined;
@@ -112,6 +117,8 @@ class RedisBroker implements Broker {
   ): Promise<Subscription> {
     this.#checkOpen();
     checkRecoverAfterHeartbeat(this.#settings);
+    const margin = recoverMarginWarning(this.#settings);
+    if (margin !== undefined) this.#logger.warn(margin, { queue });
     const consumerName = this.#instanceName ?? crypto.randomUUID();
     const blocking = await openConnection(this.#endpoint, "consumer", consumerName, this.#logger);
     const consumer = new StreamConsumer({
@@ -145,9 +152,17 @@ class RedisBroker implements Broker {
     }
     const stream = requestQueueName(queue, kind);
     try {
-      await this.#commands.xadd(stream, "*", "message", body);
+      await this.#commands.send((redis) => redis.xadd(stream, "*", "message", body));
     } catch (err) {
-      throw failure(`add a request to ${stream}`, err);
+      if (!(err instanceof ReplyLostError)) throw failure(`add a request to ${stream}`, err);
+      // Redis may have added it: failing the call could make its caller send it again, and
+      // sending it again here could run it twice. The call waits for its result instead, which
+      // comes if the request was added, and otherwise fails at its timeout.
+      this.#logger.warn(
+        "the connection to Redis dropped before Redis confirmed a request; it may have been " +
+          "added, and its call waits for a result until its timeout",
+        { stream, error: err.message },
+      );
     }
   }
 
@@ -168,9 +183,25 @@ class RedisBroker implements Broker {
     this.#checkOpen();
     const key = `${feedbackName(queue, kind)}_${messageId}`;
     try {
-      return await this.#commands.get(key);
+      return await this.#commands.sendRepeatable((redis) => redis.get(key));
     } catch (err) {
       throw failure(`read the result ${key}`, err);
+    }
+  }
+
+  /** Reads the stored results of many calls with one `MGET`. */
+  async readResults(
+    queue: string,
+    kind: QueueKind,
+    messageIds: readonly string[],
+  ): Promise<(string | null)[]> {
+    this.#checkOpen();
+    if (messageIds.length === 0) return [];
+    const keys = messageIds.map((messageId) => `${feedbackName(queue, kind)}_${messageId}`);
+    try {
+      return await this.#commands.sendRepeatable((redis) => redis.mget(keys));
+    } catch (err) {
+      throw failure(`read ${keys.length} results of ${feedbackName(queue, kind)}`, err);
     }
   }
 
@@ -179,7 +210,9 @@ class RedisBroker implements Broker {
     const stream = deadLetterQueueName(queue);
     let entries: [string, string[]][];
     try {
-      entries = await this.#commands.xrange(stream, "-", "+", "COUNT", limit);
+      entries = await this.#commands.sendRepeatable((redis) =>
+        redis.xrange(stream, "-", "+", "COUNT", limit)
+      );
     } catch (err) {
       throw failure(`read ${stream}`, err);
     }
@@ -201,7 +234,7 @@ class RedisBroker implements Broker {
     this.#consumers.clear();
     for (const inbox of this.#inboxes) await inbox.close();
     this.#inboxes.clear();
-    await closeConnection(this.#commands);
+    await this.#commands.close();
   }
 }
 

@@ -91,6 +91,22 @@ export interface Broker {
   readResult(queue: string, kind: QueueKind, messageId: string): Promise<string | null>;
 
   /**
+   * Optional: reads many stored results at once (a raw client polls all its
+   * waiting calls with one request). Without it, callers use
+   * {@linkcode Broker.readResult} for each.
+   *
+   * @param queue The queue name.
+   * @param kind Which of the two queues the requests came through.
+   * @param messageIds The canonical `message_id`s.
+   * @returns The result body or `null` for each id, in the same order.
+   */
+  readResults?(
+    queue: string,
+    kind: QueueKind,
+    messageIds: readonly string[],
+  ): Promise<(string | null)[]>;
+
+  /**
    * Reads entries of the dead-letter queue `prpc_dead_{queue}` without removing them.
    *
    * @param queue The queue name.

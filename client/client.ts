@@ -64,9 +64,10 @@ export interface ClientOptions {
    * requests go to `prpc_raw_{queue}` in PRPC's raw shape (`func_name`,
    * `func_args`, `func_kwargs`, `message_id`, `date_create_message`, nothing
    * else) and each result is read from its result key. A raw server does not
-   * push results, so a raw call reads its key right after sending, then again
-   * after 1, 2, 4, ... ms (at most 100 ms apart) until the result is there or
-   * the call times out.
+   * push results, so the client reads the result keys of all its waiting raw
+   * calls together (one `MGET` on Redis) right after a call is sent, then again
+   * after 1, 2, 4, ... ms (at most 100 ms apart) until every result is there
+   * or its call times out.
    * Results may carry `message_id` as a string or as PRPC's `{"hex": "..."}`.
    */
   protocol?: "native" | "raw" | undefined;
@@ -87,12 +88,10 @@ interface PendingCall {
   readonly reject: (error: Error) => void;
   readonly timer: ReturnType<typeof setTimeout>;
   readonly cleanup: (() => void) | undefined;
-  /** The next read of the stored result (raw protocol). */
-  poll?: ReturnType<typeof setTimeout> | undefined;
 }
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
-/** Longest wait between two reads of a raw call's result key. */
+/** Longest wait between two reads of the result keys of raw calls. */
 const MAX_POLL_MS = 100;
 
 /**
@@ -126,6 +125,14 @@ export class Client {
   /** Where results arrive (native protocol only). */
   #inbox: Inbox | undefined;
   #closed = false;
+  /** Raw calls sent and waiting for their stored result, by `message_id`; read together. */
+  readonly #polled = new Set<string>();
+  /** The next read of the stored results of raw calls. */
+  #pollTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A read of stored results is under way (it schedules the next one). */
+  #polling = false;
+  /** The pause before the next read: 1 ms after a call was sent, doubling up to `MAX_POLL_MS`. */
+  #pollPauseMs = 1;
 
   private constructor(parts: {
     broker: Broker;
@@ -235,39 +242,64 @@ export class Client {
     }
   }
 
-  /** Reads the stored result of a raw call, again and again with a growing pause until it is there. */
-  #pollResult(messageId: string, pauseMs: number): void {
-    this.#broker.readResult(this.#queue, "raw", messageId).then(
-      (body) => {
-        if (body === null) return this.#pollLater(messageId, pauseMs);
-        const result = parseResult(body);
-        if (result !== null) return this.#settle(messageId, result);
-        const call = this.#take(messageId);
-        call?.reject(
-          new ProtocolError(`the stored result is not a PRPC result: ${body.slice(0, 200)}`, {
-            funcName: call.funcName,
-            messageId,
-          }),
-        );
-      },
-      (err) => {
-        // The call may still complete (e.g. the connection comes back): keep reading until it
-        // times out.
-        this.#logger.debug("cannot read a stored result; trying again", {
-          messageId,
-          error: errorText(err),
-        });
-        this.#pollLater(messageId, MAX_POLL_MS);
-      },
-    );
+  /** A raw call was sent: read the stored results soon, then again with a growing pause. */
+  #watchResult(messageId: string): void {
+    if (!this.#pending.has(messageId) || this.#closed) return;
+    this.#polled.add(messageId);
+    this.#pollPauseMs = 1;
+    if (this.#polling) return;
+    clearTimeout(this.#pollTimer);
+    this.#pollTimer = setTimeout(() => void this.#pollResults(), 0);
   }
 
-  #pollLater(messageId: string, pauseMs: number): void {
-    const call = this.#pending.get(messageId);
-    if (call === undefined || this.#closed) return;
-    call.poll = setTimeout(
-      () => this.#pollResult(messageId, Math.min(pauseMs * 2, MAX_POLL_MS)),
-      pauseMs,
+  /** Reads the stored results of every raw call still waiting, with one request where the broker can. */
+  async #pollResults(): Promise<void> {
+    this.#pollTimer = undefined;
+    const messageIds = [...this.#polled];
+    if (messageIds.length === 0 || this.#closed) return;
+    this.#polling = true;
+    let pauseMs = MAX_POLL_MS;
+    try {
+      const bodies = await this.#readStoredResults(messageIds);
+      messageIds.forEach((messageId, i) => {
+        const body = bodies[i];
+        if (body !== null && body !== undefined) this.#storedResult(messageId, body);
+      });
+      pauseMs = this.#pollPauseMs;
+      this.#pollPauseMs = Math.min(pauseMs * 2, MAX_POLL_MS);
+    } catch (err) {
+      // The calls may still complete (e.g. the connection comes back): keep reading until they
+      // time out.
+      this.#logger.debug("cannot read stored results; trying again", {
+        calls: messageIds.length,
+        error: errorText(err),
+      });
+    } finally {
+      this.#polling = false;
+    }
+    if (this.#polled.size > 0 && !this.#closed) {
+      this.#pollTimer = setTimeout(() => void this.#pollResults(), pauseMs);
+    }
+  }
+
+  #readStoredResults(messageIds: string[]): Promise<(string | null)[]> {
+    const broker = this.#broker;
+    if (broker.readResults !== undefined) {
+      return broker.readResults(this.#queue, "raw", messageIds);
+    }
+    return Promise.all(messageIds.map((id) => broker.readResult(this.#queue, "raw", id)));
+  }
+
+  /** Ends a raw call with the result stored for it. */
+  #storedResult(messageId: string, body: string): void {
+    const result = parseResult(body);
+    if (result !== null) return this.#settle(messageId, result);
+    const call = this.#take(messageId);
+    call?.reject(
+      new ProtocolError(`the stored result is not a PRPC result: ${body.slice(0, 200)}`, {
+        funcName: call.funcName,
+        messageId,
+      }),
     );
   }
 
@@ -293,7 +325,10 @@ export class Client {
     if (call === undefined) return undefined;
     this.#pending.delete(messageId);
     clearTimeout(call.timer);
-    clearTimeout(call.poll);
+    if (this.#polled.delete(messageId) && this.#polled.size === 0) {
+      clearTimeout(this.#pollTimer);
+      this.#pollTimer = undefined;
+    }
     call.cleanup?.();
     return call;
   }
@@ -410,7 +445,7 @@ export class Client {
       }
       this.#pending.set(messageId, { funcName, resolve, reject, timer, cleanup });
       const sent = this.#broker.publish(this.#queue, this.#protocol, body);
-      if (this.#protocol === "raw") sent.then(() => this.#pollResult(messageId, 1), () => {});
+      if (this.#protocol === "raw") sent.then(() => this.#watchResult(messageId), () => {});
       sent.catch((err) => {
         // The broker's own refusals (e.g. PayloadTooLargeError) keep their class.
         fail(

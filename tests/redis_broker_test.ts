@@ -314,6 +314,33 @@ redisTest("settings are checked: recover interval, unknown keys, the size limit"
   }
 });
 
+redisTest(
+  "a recover interval shorter than two heartbeats is allowed, with a warning",
+  async (s) => {
+    await s.server(() => {}, {
+      brokerSettings: { heartbeatIntervalMs: 1_000, recoverIntervalMs: 1_500 },
+    });
+    const warned = s.logger.at("warn").map((line) => line.message);
+    assert(warned.some((message) => message.includes("shorter than twice")), warned.join("\n"));
+  },
+);
+
+redisTest("a request Redis refuses fails its call at once with a BrokerError", async (s) => {
+  await s.server((app) => app.register("ping", () => "pong"));
+  const client = await s.client();
+  // The request stream is a string now: XADD fails, and certainly added nothing.
+  await s.plain.redis.set(`prpc_${s.queue}`, "not a stream");
+  try {
+    await assertRejects(
+      client.call("ping", [], {}, { timeoutMs: 30_000 }),
+      BrokerError,
+      "WRONGTYPE",
+    );
+  } finally {
+    await s.plain.redis.del(`prpc_${s.queue}`);
+  }
+});
+
 Deno.test({
   name: "redis: an unreachable Redis fails at connect with a BrokerError naming the URL",
   ignore: redis.ignore !== undefined,

@@ -6,9 +6,15 @@ import { AppServer, Client, RemoteError, UnknownFunctionError } from "../mod.ts"
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { waitFor } from "./support/async.ts";
 import { RecordingLogger } from "./support/logger.ts";
-import { PlainRedis, redisForTests } from "./support/redis_server.ts";
+import {
+  ownServerIgnore,
+  PlainRedis,
+  redisForTests,
+  RedisTestServer,
+} from "./support/redis_server.ts";
 
 const redis = await redisForTests();
+const ownIgnore = await ownServerIgnore();
 
 /** A queue of the test's own, a plain connection, a server on it, all closed at the end. */
 async function withServer(
@@ -312,6 +318,52 @@ Deno.test({
       ]);
     } finally {
       await client.close();
+      await server.stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "redis raw: a raw client reads the results of all its waiting calls with one MGET at a time",
+  ignore: ownIgnore !== undefined,
+  async fn() {
+    // A server of the test's own: Redis's command counts are those of this test alone.
+    const server = await RedisTestServer.start();
+    const queue = `raw_mget_${crypto.randomUUID().slice(0, 8)}`;
+    const logger = new RecordingLogger();
+    const app = new AppServer({
+      broker: "redis",
+      url: server.url,
+      queue,
+      handleSignals: false,
+      logger,
+      maxWorkers: 100,
+    });
+    app.register("slow", async (n: number) => {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      return n;
+    });
+    const plain = new PlainRedis(server.url);
+    let client: Client | undefined;
+    try {
+      await app.start();
+      client = await Client.connect({ broker: "redis", url: server.url, queue, protocol: "raw" });
+      const caller = client;
+      await plain.redis.config("RESETSTAT");
+      const calls = Array.from({ length: 100 }, (_, i) => i);
+      assertEquals(await Promise.all(calls.map((n) => caller.call("slow", [n]))), calls);
+      const stats = await plain.redis.info("commandstats");
+      const count = (name: string) =>
+        Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+      assertEquals(count("get"), 0, "no GET per call");
+      // Reads at 0, 1, 2, 4, ... 64 ms and then every 100 ms while any call waits: far fewer
+      // reads than calls (one GET per call and read was about 3.5 GETs per call).
+      assert(count("mget") > 0 && count("mget") < calls.length, `${count("mget")} MGETs`);
+    } finally {
+      await client?.close();
+      await app.stop({ graceMs: 0 });
+      await plain.close();
       await server.stop();
     }
   },

@@ -3,7 +3,8 @@
  * tested side and Redis cuts every connection and refuses new ones until the
  * test opens it again.
  */
-import { AppServer, CallTimeoutError, Client } from "../mod.ts";
+import { AppServer, callContext, CallTimeoutError, Client } from "../mod.ts";
+import { BLOCK_MS } from "../brokers/redis/connection.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { deferred, waitFor } from "./support/async.ts";
 import { RecordingLogger } from "./support/logger.ts";
@@ -152,5 +153,154 @@ Deno.test({
       assertEquals(await queued, "sent while the server was away");
       assertEquals(await client.call("echo", ["after"]), "after");
       assertEquals(logger.at("error"), [], "no errors");
+    }),
+});
+
+Deno.test({
+  name:
+    "redis: a request whose reply is lost with the client's connection is added once, and its call completes",
+  ignore: redis.ignore !== undefined,
+  fn: () =>
+    withProxy(async ({ queue, direct, proxied, proxy, logger, track }) => {
+      const runs = new Map<number, number>();
+      const app = track(
+        new AppServer({ broker: "redis", url: direct, queue, handleSignals: false, logger }),
+      );
+      app.register("charge", (n: number) => {
+        runs.set(n, (runs.get(n) ?? 0) + 1);
+        return n;
+      });
+      await app.start();
+      const client = track(await Client.connect({ broker: "redis", url: proxied, queue, logger }));
+      const plain = track(new PlainRedis(direct)).redis;
+
+      // Redis adds the request; the connection drops before its reply reaches the client.
+      const dropped = proxy.dropRepliesAfter("XADD");
+      const call = client.call("charge", [7], {}, { timeoutMs: 30_000 });
+      await dropped;
+      await proxy.cut();
+      proxy.open();
+      assertEquals(await call, 7);
+      // A request sent again on reconnect would go before this one on the same connection.
+      assertEquals(await client.call("charge", [8], {}, { timeoutMs: 30_000 }), 8);
+      await waitFor(
+        async () =>
+          await plain.xlen(`prpc_${queue}`) === 0 &&
+          (await plain.xpending(`prpc_${queue}`, "prpc_group_consumers"))[0] === 0,
+        "every request settled",
+      );
+      assertEquals(runs.get(7), 1, "the request was added (and run) once");
+      assert(
+        logger.at("warn").some((line) => line.message.includes("may have been added")),
+        JSON.stringify(logger.lines),
+      );
+    }),
+});
+
+Deno.test({
+  name:
+    "redis: requests added while a server's connection is down are read as soon as it is back, not taken over later",
+  ignore: redis.ignore !== undefined,
+  fn: () =>
+    withProxy(async ({ queue, direct, proxied, proxy, logger, track }) => {
+      const app = track(
+        new AppServer({
+          broker: "redis",
+          url: proxied,
+          queue,
+          handleSignals: false,
+          logger,
+          brokerSettings: { heartbeatIntervalMs: 200, recoverIntervalMs: 2_000 },
+        }),
+      );
+      app.register("attempt", () => callContext().attempt);
+      await app.start();
+      const plain = track(new PlainRedis(direct)).redis;
+
+      await proxy.cut();
+      // Longer than a blocking read waits: reads time out on the server's side while it is away.
+      await new Promise((resolve) => setTimeout(resolve, BLOCK_MS + 1_000));
+      const ids = [0, 1, 2].map(() => crypto.randomUUID());
+      for (const id of ids) {
+        await plain.xadd(
+          `prpc_raw_${queue}`,
+          "*",
+          "message",
+          JSON.stringify({ func_name: "attempt", message_id: id }),
+        );
+      }
+      proxy.open();
+      for (const id of ids) {
+        const stored = await waitFor(
+          () => plain.get(`prpc_feedback_raw_${queue}_${id}`),
+          `the result of ${id}`,
+        );
+        assertEquals(
+          JSON.parse(stored).result,
+          1,
+          "delivered once, by the read after reconnecting",
+        );
+      }
+      const tookOver = logger.lines.filter((line) => line.message.includes("took over"));
+      assertEquals(tookOver, [], "nothing was left pending to be taken over");
+    }),
+});
+
+Deno.test({
+  name:
+    "redis: a request read while its server stops is handed back at once, not after the recover interval",
+  ignore: redis.ignore !== undefined,
+  fn: () =>
+    withProxy(async ({ queue, direct, proxied, proxy, logger, track }) => {
+      const settings = { heartbeatIntervalMs: 200, recoverIntervalMs: 60_000 };
+      // Redis delivers the request to the stopping server's read; the reply never arrives.
+      const dropped = proxy.dropRepliesAfter("XREADGROUP");
+      const first = track(
+        new AppServer({
+          broker: "redis",
+          url: proxied,
+          queue,
+          handleSignals: false,
+          logger,
+          instanceName: "first",
+          brokerSettings: settings,
+        }),
+      );
+      first.register("where", () => "first");
+      await first.start();
+      const plain = track(new PlainRedis(direct)).redis;
+      const id = crypto.randomUUID();
+      await plain.xadd(
+        `prpc_raw_${queue}`,
+        "*",
+        "message",
+        JSON.stringify({ func_name: "where", message_id: id }),
+      );
+      await dropped;
+      await first.stop({ graceMs: 0 });
+
+      const stream = `prpc_raw_${queue}`;
+      assertEquals((await plain.xpending(stream, "prpc_group_consumers"))[0], 0, "none pending");
+      assertEquals(await plain.xlen(stream), 1, "the request is back in its stream");
+      assertEquals(await plain.xinfo("CONSUMERS", stream, "prpc_group_consumers"), []);
+
+      const second = track(
+        new AppServer({
+          broker: "redis",
+          url: direct,
+          queue,
+          handleSignals: false,
+          logger,
+          instanceName: "second",
+          brokerSettings: settings,
+        }),
+      );
+      second.register("where", () => "second");
+      await second.start();
+      const stored = await waitFor(
+        () => plain.get(`prpc_feedback_raw_${queue}_${id}`),
+        "the result from the second server",
+      );
+      assertEquals(JSON.parse(stored).result, "second");
     }),
 });

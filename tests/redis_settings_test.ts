@@ -1,7 +1,11 @@
 /** Redis broker: URLs and settings (no server needed). */
 import { ConfigError } from "../mod.ts";
 import { parseRedisUrl } from "../brokers/redis/url.ts";
-import { checkRecoverAfterHeartbeat, readRedisSettings } from "../brokers/redis/settings.ts";
+import {
+  checkRecoverAfterHeartbeat,
+  readRedisSettings,
+  recoverMarginWarning,
+} from "../brokers/redis/settings.ts";
 import { assert, assertEquals, assertThrows } from "./support/assert.ts";
 
 Deno.test("redis URL: redis:// and rediss:// with user, password, port and db index", () => {
@@ -92,6 +96,25 @@ Deno.test("redis settings: the recover interval must be longer than the heartbea
       ),
     ConfigError,
     "recover interval of 100 ms and a heartbeat interval of 100 ms",
+  );
+});
+
+Deno.test("redis settings: a recover interval below twice the heartbeat gets a warning", () => {
+  assertEquals(
+    recoverMarginWarning(readRedisSettings({})),
+    undefined,
+    "the defaults, 45 s and 15 s",
+  );
+  assertEquals(
+    recoverMarginWarning(readRedisSettings({ heartbeatIntervalMs: 100, recoverIntervalMs: 200 })),
+    undefined,
+  );
+  const warning = recoverMarginWarning(
+    readRedisSettings({ heartbeatIntervalMs: 100, recoverIntervalMs: 199 }),
+  );
+  assert(
+    warning?.includes("(199 ms) is shorter than twice the heartbeat interval (100 ms)"),
+    warning,
   );
 });
 

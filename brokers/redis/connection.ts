@@ -1,7 +1,17 @@
 /**
- * Opens and closes the ioredis connections of the Redis broker. ioredis
- * reconnects by itself; this module reports losing and regaining a connection
- * once each, and turns a failed first connect into a {@linkcode BrokerError}.
+ * The ioredis connections of the Redis broker. ioredis reconnects by itself;
+ * this module reports losing and regaining a connection once each, turns a
+ * failed first connect into a {@linkcode BrokerError}, and makes every command
+ * settle.
+ *
+ * Commands are not sent twice behind the caller's back: ioredis would send the
+ * commands whose reply was lost with a dropped connection again after
+ * reconnecting, and an `XADD` would then add a request twice. Without that,
+ * ioredis 5 leaves such a command waiting forever, so
+ * {@linkcode RedisConnection.send} fails it with a {@linkcode ReplyLostError}
+ * as soon as the connection drops: it may or may not have run, and the caller
+ * decides what that means ({@linkcode RedisConnection.sendRepeatable} sends
+ * commands that may run twice again).
  *
  * @module
  */
@@ -14,13 +24,167 @@ import type { RedisEndpoint } from "./url.ts";
 /**
  * What a connection is for:
  * - `commands`: every short command, shared by a broker's servers and clients;
- * - `consumer`: a server's blocking `XREADGROUP`;
+ *   commands given while it is down wait for it (at most 20 reconnect attempts);
+ * - `consumer`: a server's blocking `XREADGROUP`; commands fail at once while it is down;
  * - `inbox`: a client's pub/sub subscription.
  */
 export type ConnectionRole = "commands" | "consumer" | "inbox";
 
 /** Longest a blocking read waits before it is issued again (also a guard against dead sockets). */
 export const BLOCK_MS = 5_000;
+
+/** The connection dropped after a command may have reached Redis: it may or may not have run. */
+export class ReplyLostError extends Error {
+  override readonly name = "ReplyLostError";
+}
+
+/** A command that needs the connection up was not sent: it certainly did not run. */
+export class NotConnectedError extends Error {
+  override readonly name = "NotConnectedError";
+}
+
+/** One ioredis connection whose commands always settle; see the module docs. */
+export class RedisConnection {
+  /** The ioredis client, for events and pub/sub. Send commands with {@linkcode send}. */
+  readonly redis: Redis;
+  /** Rejects each command sent and not answered yet. */
+  readonly #unanswered = new Set<(error: Error) => void>();
+  readonly #onReconnect = new Set<() => void>();
+  #sessions = 0;
+  #up = false;
+
+  constructor(redis: Redis) {
+    this.redis = redis;
+    redis.on("ready", () => {
+      this.#up = true;
+      if (++this.#sessions === 1) return;
+      for (const listener of this.#onReconnect) listener();
+    });
+    redis.on("close", () => {
+      // Commands given while the connection was down wait in ioredis's queue: they were not
+      // sent, and fail there when reconnecting gives up.
+      if (!this.#up) return;
+      this.#up = false;
+      for (const fail of [...this.#unanswered]) {
+        fail(new ReplyLostError("the connection to Redis dropped before Redis answered"));
+      }
+    });
+  }
+
+  /** Whether the connection is up: commands sent now go out at once. */
+  get ready(): boolean {
+    return this.redis.status === "ready";
+  }
+
+  /** How many times the connection has become ready (1 after the first connect). */
+  get sessions(): number {
+    return this.#sessions;
+  }
+
+  /**
+   * Calls `listener` each time the connection is back after it dropped.
+   *
+   * @param listener Called on each reconnect.
+   * @returns A function that removes the listener.
+   */
+  onReconnect(listener: () => void): () => void {
+    this.#onReconnect.add(listener);
+    return () => this.#onReconnect.delete(listener);
+  }
+
+  /**
+   * Sends a command. While the connection is down, a `commands` connection
+   * sends it once it is back; other connections fail it at once.
+   *
+   * @param command Gives the command to the ioredis client.
+   * @returns The reply.
+   * @throws {ReplyLostError} When the connection dropped before the reply came.
+   */
+  send<T>(command: (redis: Redis) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const settle = (outcome: () => void) => {
+        if (!this.#unanswered.delete(fail)) return;
+        outcome();
+      };
+      const fail = (error: Error) => settle(() => reject(error));
+      this.#unanswered.add(fail);
+      let reply: Promise<T>;
+      try {
+        reply = command(this.redis);
+      } catch (err) {
+        fail(err instanceof Error ? err : new Error(String(err)));
+        return;
+      }
+      reply.then(
+        (value) => settle(() => resolve(value)),
+        (err: unknown) => {
+          // ioredis aborts the rest of a pipeline that was cut off midway.
+          const lost = err instanceof Error && err.name === "AbortError";
+          fail(lost ? new ReplyLostError(err.message) : toError(err));
+        },
+      );
+    });
+  }
+
+  /**
+   * Sends a command that does no harm when it runs twice (a read, or a script
+   * that checks before it writes), and sends it again when its reply was lost
+   * with the connection, as often as `attempts` in all.
+   *
+   * @param command Gives the command to the ioredis client.
+   * @param attempts How often to send it at most.
+   * @returns The reply.
+   * @throws {ReplyLostError} When the reply was lost every time.
+   */
+  async sendRepeatable<T>(command: (redis: Redis) => Promise<T>, attempts = 3): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.send(command);
+      } catch (err) {
+        if (!(err instanceof ReplyLostError) || attempt >= attempts) throw err;
+      }
+    }
+  }
+
+  /**
+   * Sends a command only while the connection is up, and stops waiting for its
+   * reply after `timeoutMs`: for work that is better skipped than delayed
+   * (heartbeats, and handing messages back while stopping).
+   *
+   * @param command Gives the command to the ioredis client.
+   * @param timeoutMs How long to wait for the reply; without it, as long as the connection lasts.
+   * @returns The reply.
+   * @throws {NotConnectedError} When the connection is down (the command was not sent).
+   * @throws {ReplyLostError} When the connection dropped, or no reply came within `timeoutMs`.
+   */
+  sendNow<T>(command: (redis: Redis) => Promise<T>, timeoutMs?: number): Promise<T> {
+    if (!this.ready) {
+      return Promise.reject(new NotConnectedError("there is no connection to Redis"));
+    }
+    const reply = this.send(command);
+    if (timeoutMs === undefined) return reply;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new ReplyLostError(`Redis did not answer within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    reply.catch(() => {}); // settled after the time limit: nobody waits any more
+    return Promise.race([reply, late]).finally(() => clearTimeout(timer));
+  }
+
+  /** Closes the connection at once (commands waiting fail) and waits until its socket is gone. */
+  async close(): Promise<void> {
+    const redis = this.redis;
+    if (redis.status === "end") return;
+    // Between reconnect attempts there is no socket: disconnect() only cancels the next attempt.
+    const hasSocket = redis.status !== "reconnecting";
+    const ended = new Promise<void>((resolve) => redis.once("end", () => resolve()));
+    redis.disconnect();
+    if (hasSocket) await ended;
+  }
+}
 
 /**
  * Opens a connection and waits until it is ready.
@@ -37,7 +201,7 @@ export async function openConnection(
   role: ConnectionRole,
   clientName: string,
   logger: Logger,
-): Promise<Redis> {
+): Promise<RedisConnection> {
   const redis = new Redis({
     host: endpoint.host,
     port: endpoint.port,
@@ -48,16 +212,24 @@ export async function openConnection(
     lazyConnect: true,
     connectionName: `prpc_${role}_${clientName}`.replace(/[^A-Za-z0-9._:-]/g, "_"),
     keepAlive: 10_000,
-    // Commands issued in the same tick go out in one write.
-    enableAutoPipelining: role === "commands",
+    // No auto-pipelining: it sends a batch only once the previous one is answered, and a batch
+    // whose replies were lost with a connection is never answered (ioredis 5 leaves the commands
+    // it does not send again waiting), so every later command would wait forever. Commands are
+    // still pipelined: each is written at once, without waiting for earlier replies.
+    enableAutoPipelining: false,
     // Without a connection, short commands wait for it and fail after 20 reconnect attempts
-    // (the first time after about ten seconds); blocking reads wait as long as it takes.
+    // (the first time after about ten seconds). The blocking read fails at once instead and
+    // tries again itself: a read queued while disconnected would be sent late, and its reply
+    // (the entries it took) would go to nobody.
+    enableOfflineQueue: role !== "consumer",
     maxRetriesPerRequest: role === "commands" ? 20 : null,
+    // Never send a command twice (see the module docs); the inbox subscribes again itself.
+    autoResendUnfulfilledCommands: role === "inbox",
     // A blocking read whose reply never comes (a dead socket) resolves empty after BLOCK_MS.
     blockingTimeout: role === "consumer" ? BLOCK_MS : undefined,
-    // The inbox subscribes again itself, so that it knows when the subscription is back.
     autoResubscribe: false,
   });
+  const connection = new RedisConnection(redis);
   let lastError = "";
   // Losing a connection that was up, and getting it back, are reported once each; a failed
   // first connect is reported by throwing.
@@ -85,26 +257,15 @@ export async function openConnection(
   try {
     await redis.connect();
   } catch (err) {
-    await closeConnection(redis);
+    await connection.close();
     const why = lastError || (err instanceof Error ? err.message : String(err));
     throw new BrokerError(`Cannot connect to Redis at ${endpoint.display}: ${why}`, {
       cause: err,
     });
   }
-  return redis;
+  return connection;
 }
 
-/**
- * Closes a connection at once (pending commands fail) and waits until its
- * socket is gone.
- *
- * @param redis The connection.
- */
-export async function closeConnection(redis: Redis): Promise<void> {
-  if (redis.status === "end") return;
-  // Between reconnect attempts there is no socket: disconnect() only cancels the next attempt.
-  const hasSocket = redis.status !== "reconnecting";
-  const ended = new Promise<void>((resolve) => redis.once("end", () => resolve()));
-  redis.disconnect();
-  if (hasSocket) await ended;
+function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

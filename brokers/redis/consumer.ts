@@ -4,10 +4,15 @@
  * run (heartbeat), takes over messages abandoned by other servers (recovery),
  * and settles deliveries with one atomic script each.
  *
+ * A reply lost with a connection can leave entries pending for this consumer
+ * that it never received (a read) or does not know the fate of (a settling
+ * script). After every reconnect, and when it stops, the consumer hands back
+ * the entries pending for it that it does not hold, so that they are served at
+ * once instead of after the recover interval.
+ *
  * @module
  */
 
-import type { Redis } from "ioredis";
 import type { QueueKind } from "../../protocol/envelope.ts";
 import { isoTimestamp } from "../../protocol/envelope.ts";
 import { BrokerError } from "../../protocol/errors.ts";
@@ -20,10 +25,11 @@ import {
   requestQueueName,
   type Subscription,
 } from "../types.ts";
-import { BLOCK_MS, closeConnection } from "./connection.ts";
+import { BLOCK_MS, NotConnectedError, type RedisConnection, ReplyLostError } from "./connection.ts";
 import {
   COMPLETE,
   DEAD_LETTER,
+  HAND_BACK,
   HEARTBEAT,
   LEAVE,
   RECOVER,
@@ -40,15 +46,17 @@ export const GROUP = "prpc_group_consumers";
 const MESSAGE_FIELD = "message";
 /** Field of a re-added request entry: how often it was delivered before. */
 const DELIVERIES_FIELD = "prpc_deliveries";
+/** Longest each step of stopping waits for Redis; what is left is taken over after the recover interval. */
+const STOP_STEP_MS = 2_000;
 
 const KINDS: readonly QueueKind[] = ["native", "raw"];
 
 /** What a {@linkcode StreamConsumer} needs. */
 export interface StreamConsumerOptions {
   /** The broker's connection for short commands. */
-  commands: Redis;
+  commands: RedisConnection;
   /** A connection of this consumer's own, for the blocking read. */
-  blocking: Redis;
+  blocking: RedisConnection;
   /** The queue name. */
   queue: string;
   /** This server's consumer name in the group. */
@@ -79,6 +87,11 @@ class RedisDelivery implements Delivery {
     readonly attempt: number,
   ) {}
 
+  /** Whether it was settled (its script may still be running). */
+  get settled(): boolean {
+    return this.#settled;
+  }
+
   complete(reply: Reply): Promise<void> {
     return this.#settle(() => this.consumer.complete(this, reply));
   }
@@ -89,6 +102,11 @@ class RedisDelivery implements Delivery {
 
   release(): Promise<void> {
     return this.#settle(() => this.consumer.release(this));
+  }
+
+  /** Lets the delivery go without telling Redis: it stays pending and is taken over later. */
+  abandon(): Promise<void> {
+    return this.#settle(() => Promise.resolve());
   }
 
   #settle(work: () => Promise<void>): Promise<void> {
@@ -102,8 +120,8 @@ class RedisDelivery implements Delivery {
 
 /** The consumer of one queue name; see the module docs. */
 export class StreamConsumer implements Subscription {
-  readonly #commands: Redis;
-  readonly #blocking: Redis;
+  readonly #commands: RedisConnection;
+  readonly #blocking: RedisConnection;
   readonly #queue: string;
   readonly #name: string;
   readonly #prefetch: number;
@@ -112,7 +130,11 @@ export class StreamConsumer implements Subscription {
   readonly #logger: Logger;
   readonly #streams: Record<QueueKind, string>;
 
-  /** Read and not settled (handed out or waiting for a free place), by stream and id. */
+  /**
+   * Read and not settled yet, by stream and id: handed out, waiting for a free
+   * place, or with its settling script still under way. The heartbeat keeps
+   * these claimed, and recovery and handing back leave them alone.
+   */
   readonly #unsettled = new Map<string, RedisDelivery>();
   /** Read, not handed out yet, in the order to hand them out. */
   #waiting: RedisDelivery[] = [];
@@ -126,8 +148,18 @@ export class StreamConsumer implements Subscription {
   #wakeReader: (() => void) | undefined;
   #tickTimer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
+  /** Settling scripts under way. */
+  readonly #settling = new Set<Promise<void>>();
+  /** The last of the runs of recovery and handing back, which must not overlap. */
+  #claiming: Promise<unknown> = Promise.resolve();
+  /** The blocking connection's client id (`null` when Redis would not tell), per session. */
+  #blockingClient: { id: number | null; session: number } | undefined;
+  /** The connection sessions after whose start lost entries were handed back. */
+  #handedBackIn = { commands: 0, blocking: 0 };
   /** Failures in a row of the reader and of the periodic work, to report only the first. */
   readonly #failures = { read: 0, tick: 0 };
+  /** Removes the reconnect listeners. */
+  readonly #stopListening: (() => void)[];
 
   constructor(options: StreamConsumerOptions) {
     this.#commands = options.commands;
@@ -142,68 +174,87 @@ export class StreamConsumer implements Subscription {
       native: requestQueueName(options.queue, "native"),
       raw: requestQueueName(options.queue, "raw"),
     };
+    // After a reconnect the reader hands back what was lost, then reads, without waiting for
+    // its pause between failed reads to end.
+    const wake = () => this.#wakeReader?.();
+    this.#stopListening = [this.#commands.onReconnect(wake), this.#blocking.onReconnect(wake)];
   }
 
-  /** Creates the group where missing, takes over abandoned messages, then starts reading. */
+  /**
+   * Creates the group where missing, hands back entries left to this consumer
+   * name by an earlier run, takes over abandoned messages, then starts reading.
+   */
   async start(): Promise<void> {
     await this.#ensureGroups();
-    await this.#recover();
+    await this.#handBackLost();
+    await this.#exclusively(() => this.#recover());
     this.#reading = this.#readLoop();
     this.#scheduleTick();
   }
 
-  /** Stops new deliveries; entries read but not handed out yet go back to their stream at once. */
+  /**
+   * Stops new deliveries; entries read but not handed out yet go back to their
+   * stream at once, and so do entries whose delivery to this consumer was cut off.
+   */
   async close(): Promise<void> {
     if (!this.#open) return;
     this.#open = false;
     this.#wakeReader?.();
-    await closeConnection(this.#blocking);
-    await this.#reading;
+    await this.#endReading();
     const waiting = this.#waiting;
     this.#waiting = [];
-    await Promise.all(waiting.map((delivery) => delivery.release())).catch((err) =>
-      this.#logger.warn("cannot hand messages back to Redis", errorDetails(err))
-    );
+    await this.#releaseAll(waiting);
+    if (this.#commands.ready) {
+      await this.#handBackLost(STOP_STEP_MS).catch((err) => this.#cannotHandBack(err));
+    }
   }
 
   /**
-   * Closes for good: stops new deliveries, hands back what is still unsettled,
-   * and leaves the group when this consumer holds nothing any more.
+   * Closes for good: stops new deliveries, waits briefly for settling scripts,
+   * hands back what is still unsettled, and leaves the group when this consumer
+   * holds nothing any more. Without a connection it does not wait: other servers
+   * take the messages over after the recover interval.
    */
   async stop(): Promise<void> {
     await this.close();
     clearTimeout(this.#tickTimer);
     this.#tickTimer = undefined;
     await this.#ticking;
-    if (this.#commands.status === "ready") {
-      await Promise.all([...this.#unsettled.values()].map((delivery) => delivery.release()))
-        .catch((err) => this.#logger.warn("cannot hand messages back to Redis", errorDetails(err)));
+    await this.#settlingDone(STOP_STEP_MS);
+    await this.#releaseAll([...this.#unsettled.values()].filter((delivery) => !delivery.settled));
+    if (this.#commands.ready) {
+      await this.#handBackLost(STOP_STEP_MS).catch((err) => this.#cannotHandBack(err));
       for (const kind of KINDS) {
-        await runScript(this.#commands, LEAVE, [this.#streams[kind]], [GROUP, this.#name])
-          .catch((err) => this.#logger.debug("cannot leave the consumer group", errorDetails(err)));
+        await this.#commands.sendNow(
+          (redis) => runScript(redis, LEAVE, [this.#streams[kind]], [GROUP, this.#name]),
+          STOP_STEP_MS,
+        ).catch((err) => this.#logger.debug("cannot leave the consumer group", errorDetails(err)));
       }
-    } else if (this.#unsettled.size > 0) {
-      this.#logger.warn(
-        "closing without a Redis connection: other servers take over the messages still held " +
-          "after the recover interval",
-        { queue: this.#queue, held: this.#unsettled.size },
-      );
     }
+    for (const stopListening of this.#stopListening) stopListening();
     this.#stopped = true;
   }
 
-  /** Frees the delivery's place, then runs its settling script. */
+  /** Frees the delivery's place, then runs its settling script; it stays held until the script ends. */
   async settle(delivery: RedisDelivery, work: () => Promise<void>): Promise<void> {
     if (this.#stopped) {
       throw new BrokerError(
         "Cannot settle a delivery after its Redis connection was closed; it will be delivered again",
       );
     }
-    this.#unsettled.delete(this.#key(delivery.kind, delivery.id));
     if (delivery.handedOut) this.#handedOut--;
     this.#schedulePump();
     this.#wakeReader?.();
-    await work();
+    const key = this.#key(delivery.kind, delivery.id);
+    const settling = work().finally(() => {
+      if (this.#unsettled.get(key) === delivery) this.#unsettled.delete(key);
+    });
+    this.#settling.add(settling);
+    try {
+      await settling;
+    } finally {
+      this.#settling.delete(settling);
+    }
   }
 
   /** Stores the result, pushes it to the caller, acknowledges and deletes the request. */
@@ -222,17 +273,32 @@ export class StreamConsumer implements Subscription {
     await this.#setAside(delivery.kind, delivery.id, delivery.body, reason, reply);
   }
 
-  /** Re-adds the request at the end of its stream, carrying its delivery count. */
+  /**
+   * Re-adds the request at the end of its stream, carrying its delivery count.
+   * Does not wait for a connection that is down, and never fails: a request
+   * that cannot be handed back is taken over after the recover interval.
+   */
   async release(delivery: RedisDelivery): Promise<void> {
     // An entry read but never handed out was not delivered, as far as the server can tell.
     const deliveries = delivery.handedOut ? delivery.attempt : delivery.attempt - 1;
-    await this.#run(RELEASE, [this.#streams[delivery.kind]], [
-      GROUP,
-      this.#name,
-      delivery.id,
-      delivery.body,
-      deliveries,
-    ]);
+    try {
+      await this.#commands.sendNow(
+        (redis) =>
+          runScript(redis, RELEASE, [this.#streams[delivery.kind]], [
+            GROUP,
+            this.#name,
+            delivery.id,
+            delivery.body,
+            deliveries,
+          ]),
+        STOP_STEP_MS,
+      );
+    } catch (err) {
+      this.#logger.warn(
+        "cannot hand a message back to Redis; it is taken over after the recover interval",
+        { queue: this.#queue, kind: delivery.kind, entry: delivery.id, ...errorDetails(err) },
+      );
+    }
   }
 
   #key(kind: QueueKind, id: string): string {
@@ -243,14 +309,38 @@ export class StreamConsumer implements Subscription {
     return `${feedbackName(this.#queue, delivery.kind)}_${reply.messageId}`;
   }
 
+  /** The ids of the entries of one stream this consumer holds. */
+  #held(kind: QueueKind): string[] {
+    const ids: string[] = [];
+    for (const delivery of this.#unsettled.values()) {
+      if (delivery.kind === kind) ids.push(delivery.id);
+    }
+    return ids;
+  }
+
+  /**
+   * Runs a settling script; it waits for a connection that is down. The
+   * settling scripts may run twice (they store the same result again, or find
+   * the entry settled), so a script whose reply was lost is sent again.
+   */
   async #run(code: RedisScript, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
-      return await runScript(this.#commands, code, keys, args);
+      return await this.#commands.sendRepeatable((redis) => runScript(redis, code, keys, args));
     } catch (err) {
-      throw new BrokerError(`Cannot ${code.name} a message in Redis: ${errorText(err)}`, {
+      const unknown = err instanceof ReplyLostError
+        ? "; if it did not run, the message is delivered again"
+        : "";
+      throw new BrokerError(`Cannot ${code.name} a message in Redis: ${errorText(err)}${unknown}`, {
         cause: err,
       });
     }
+  }
+
+  /** Runs recovery and handing back one at a time: each must see what the other has taken. */
+  #exclusively<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#claiming.then(work, work);
+    this.#claiming = run.catch(() => {});
+    return run;
   }
 
   async #setAside(
@@ -283,11 +373,103 @@ export class StreamConsumer implements Subscription {
     for (const kind of KINDS) {
       try {
         // From the start of the stream: requests sent before any server ran are kept.
-        await this.#commands.xgroup("CREATE", this.#streams[kind], GROUP, "0", "MKSTREAM");
+        await this.#commands.send((redis) =>
+          redis.xgroup("CREATE", this.#streams[kind], GROUP, "0", "MKSTREAM")
+        );
       } catch (err) {
         if (!errorText(err).startsWith("BUSYGROUP")) throw err;
       }
     }
+  }
+
+  /**
+   * Hands back the entries pending for this consumer that it does not hold
+   * (see the module docs). Runs only while no read is under way: the entries of
+   * a read whose reply is on its way are pending, and not held yet.
+   */
+  async #handBackLost(timeoutMs?: number): Promise<void> {
+    this.#handedBackIn = { commands: this.#commands.sessions, blocking: this.#blocking.sessions };
+    await this.#exclusively(async () => {
+      for (const kind of KINDS) {
+        const count = await this.#commands.sendNow(
+          (redis) =>
+            runScript(redis, HAND_BACK, [this.#streams[kind]], [
+              GROUP,
+              this.#name,
+              ...this.#held(kind),
+            ]),
+          timeoutMs,
+        );
+        if (typeof count === "number" && count > 0) {
+          this.#logger.info("handed back messages whose delivery to this server was cut off", {
+            queue: this.#queue,
+            kind,
+            count,
+          });
+        }
+      }
+    });
+  }
+
+  #cannotHandBack(err: unknown): void {
+    this.#logger.warn(
+      "cannot hand back messages whose delivery to this server was cut off; they are taken " +
+        "over after the recover interval",
+      { queue: this.#queue, ...errorDetails(err) },
+    );
+  }
+
+  /** Whether a connection came back since lost entries were last handed back. */
+  get #reconnected(): boolean {
+    return this.#commands.sessions !== this.#handedBackIn.commands ||
+      this.#blocking.sessions !== this.#handedBackIn.blocking;
+  }
+
+  /** Hands deliveries back, or lets them go at once (with one warning) when Redis is away. */
+  async #releaseAll(deliveries: RedisDelivery[]): Promise<void> {
+    if (deliveries.length === 0) return;
+    if (this.#commands.ready) {
+      await Promise.all(deliveries.map((delivery) => delivery.release()));
+      return;
+    }
+    this.#logger.warn(
+      "closing without a Redis connection: other servers take over the messages still held " +
+        "after the recover interval",
+      { queue: this.#queue, held: deliveries.length },
+    );
+    await Promise.all(deliveries.map((delivery) => delivery.abandon()));
+  }
+
+  /** Waits until the settling scripts under way have ended, at most `timeoutMs`. */
+  async #settlingDone(timeoutMs: number): Promise<void> {
+    if (this.#settling.size === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(this.#settling),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Ends the blocking read for good. Redis drops the reading client first, so no
+   * entry can be delivered to it after the entries it was delivered are handed
+   * back; without its id (or without a connection) closing it has to do.
+   */
+  async #endReading(): Promise<void> {
+    const client = this.#blockingClient;
+    const id = client?.session === this.#blocking.sessions && this.#blocking.ready
+      ? client.id
+      : null;
+    const killed = id !== null && this.#commands.ready
+      ? this.#commands.sendNow(
+        (redis) => redis.call("CLIENT", "KILL", "ID", String(id)),
+        STOP_STEP_MS,
+      ).catch((err) => this.#logger.debug("cannot end the blocking read", errorDetails(err)))
+      : undefined;
+    await this.#blocking.close();
+    await killed;
+    await this.#reading;
   }
 
   get #free(): number {
@@ -302,22 +484,29 @@ export class StreamConsumer implements Subscription {
         this.#wakeReader = undefined;
         continue;
       }
+      // Once both connections are up again (the commands connection may be back later).
+      if (this.#reconnected && this.#commands.ready) {
+        await this.#handBackLost().catch((err) => this.#cannotHandBack(err));
+      }
       let reply: unknown;
       try {
-        reply = await this.#blocking.call(
-          "XREADGROUP",
-          "GROUP",
-          GROUP,
-          this.#name,
-          "COUNT",
-          free,
-          "BLOCK",
-          BLOCK_MS,
-          "STREAMS",
-          this.#streams.native,
-          this.#streams.raw,
-          ">",
-          ">",
+        await this.#learnBlockingClient();
+        reply = await this.#blocking.send((redis) =>
+          redis.call(
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            this.#name,
+            "COUNT",
+            free,
+            "BLOCK",
+            BLOCK_MS,
+            "STREAMS",
+            this.#streams.native,
+            this.#streams.raw,
+            ">",
+            ">",
+          )
         );
       } catch (err) {
         if (!this.#open) return;
@@ -326,6 +515,20 @@ export class StreamConsumer implements Subscription {
       }
       this.#failures.read = 0;
       this.#acceptRead(reply);
+    }
+  }
+
+  /** Asks Redis for the blocking connection's client id once per session, for {@linkcode #endReading}. */
+  async #learnBlockingClient(): Promise<void> {
+    const session = this.#blocking.sessions;
+    if (this.#blockingClient?.session === session) return;
+    try {
+      const id = await this.#blocking.send((redis) => redis.call("CLIENT", "ID"));
+      this.#blockingClient = { id: Number(id), session };
+    } catch (err) {
+      // Redis answered with an error (an ACL without CLIENT, say): reading works without it.
+      if (!(err instanceof Error && err.name === "ReplyError")) throw err;
+      this.#blockingClient = { id: null, session };
     }
   }
 
@@ -441,15 +644,23 @@ export class StreamConsumer implements Subscription {
     }, this.#settings.heartbeatIntervalMs);
   }
 
-  /** The periodic work: the heartbeat, then recovery while taking new deliveries. */
+  /**
+   * The periodic work: the heartbeat, then recovery while taking new
+   * deliveries. Skipped while the connection is down (its loss is reported once
+   * already); the next tick tries again.
+   */
   async #tick(): Promise<void> {
+    if (!this.#commands.ready) return;
     try {
       await this.#heartbeat();
-      await this.#recover();
+      await this.#exclusively(() => this.#recover());
       this.#failures.tick = 0;
     } catch (err) {
       if (errorText(err).startsWith("NOGROUP")) return; // the reader creates the group again
-      const log = ++this.#failures.tick === 1 ? this.#logger.warn : this.#logger.debug;
+      const connection = err instanceof ReplyLostError || err instanceof NotConnectedError;
+      const log = ++this.#failures.tick === 1 && !connection
+        ? this.#logger.warn
+        : this.#logger.debug;
       log.call(this.#logger, "cannot keep or recover messages in Redis; retrying", {
         queue: this.#queue,
         ...errorDetails(err),
@@ -465,11 +676,8 @@ export class StreamConsumer implements Subscription {
         if (delivery.kind === kind && !delivery.lost) ids.push(delivery.id);
       }
       if (ids.length === 0) continue;
-      const lost = await runScript(
-        this.#commands,
-        HEARTBEAT,
-        [this.#streams[kind]],
-        [GROUP, this.#name, ...ids],
+      const lost = await this.#commands.sendNow((redis) =>
+        runScript(redis, HEARTBEAT, [this.#streams[kind]], [GROUP, this.#name, ...ids])
       );
       for (const id of Array.isArray(lost) ? lost as string[] : []) this.#lose(kind, id);
     }
@@ -479,7 +687,8 @@ export class StreamConsumer implements Subscription {
   #lose(kind: QueueKind, id: string): void {
     const key = this.#key(kind, id);
     const delivery = this.#unsettled.get(key);
-    if (delivery === undefined) return;
+    // A delivery being settled is gone from the pending list once its script has run.
+    if (delivery === undefined || delivery.settled) return;
     delivery.lost = true;
     this.#logger.warn("another server took over a message this server holds", {
       queue: this.#queue,
@@ -497,16 +706,19 @@ export class StreamConsumer implements Subscription {
     for (const kind of KINDS) {
       const free = this.#free;
       if (!this.#open || free <= 0) return;
-      const taken = await runScript(
-        this.#commands,
-        RECOVER,
-        [this.#streams[kind]],
-        [GROUP, this.#name, this.#settings.recoverIntervalMs, free],
+      const taken = await this.#commands.sendNow((redis) =>
+        runScript(redis, RECOVER, [this.#streams[kind]], [
+          GROUP,
+          this.#name,
+          this.#settings.recoverIntervalMs,
+          free,
+          ...this.#held(kind),
+        ])
       );
       let count = 0;
       const fresh: RedisDelivery[] = [];
       for (const [id, fields, deliveries] of taken as [string, unknown, number][]) {
-        // An entry this consumer holds already (it missed a heartbeat) is not delivered twice.
+        // Read meanwhile by this consumer (the script leaves only what it held when it ran).
         if (this.#unsettled.has(this.#key(kind, id))) continue;
         count++;
         const delivery = this.#take(kind, id, fields, deliveries);
@@ -514,12 +726,12 @@ export class StreamConsumer implements Subscription {
       }
       if (!this.#open) {
         // Closed while taking them over: they go back at once, like entries read but waiting.
-        await Promise.all(fresh.map((delivery) => delivery.release()));
+        await this.#releaseAll(fresh);
         return;
       }
       this.#waiting.push(...fresh);
       if (count > 0) {
-        this.#logger.info("took over messages abandoned by another server", {
+        this.#logger.info("took over messages idle for longer than the recover interval", {
           queue: this.#queue,
           kind,
           count,

@@ -14,7 +14,7 @@
 
 import type { Logger } from "../../server/logger.ts";
 import type { Inbox } from "../types.ts";
-import { closeConnection, openConnection } from "./connection.ts";
+import { openConnection } from "./connection.ts";
 import type { RedisEndpoint } from "./url.ts";
 
 /** Prefix of inbox channel names. */
@@ -38,14 +38,15 @@ export async function openRedisInbox(
 ): Promise<Inbox> {
   const id = crypto.randomUUID();
   const address = `${INBOX_PREFIX}${id}`;
-  const redis = await openConnection(endpoint, "inbox", id, logger);
+  const connection = await openConnection(endpoint, "inbox", id, logger);
+  const redis = connection.redis;
   redis.on("message", (channel: string, message: string) => {
     if (channel === address) onReply(message);
   });
   try {
     await redis.subscribe(address);
   } catch (err) {
-    await closeConnection(redis);
+    await connection.close();
     throw err;
   }
   // Registered after the first connect: "ready" from now on means a reconnect.
@@ -56,5 +57,5 @@ export async function openRedisInbox(
       (err) => logger.debug("cannot subscribe the inbox again yet", { error: String(err) }),
     );
   });
-  return { address, close: () => closeConnection(redis) };
+  return { address, close: () => connection.close() };
 }

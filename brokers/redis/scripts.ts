@@ -29,6 +29,7 @@ function script(name: string, keys: number, lua: string): RedisScript {
 /**
  * Settles a request with its result. The result is stored before the request
  * is acknowledged, and a failed `SET` aborts the script before the `XACK`.
+ * Running it twice stores and publishes the same result again, nothing more.
  *
  * - KEYS[1] request stream, KEYS[2] result key
  * - ARGV[1] group, ARGV[2] entry id, ARGV[3] result body, ARGV[4] result TTL in ms,
@@ -51,13 +52,15 @@ return 0
 
 /**
  * Sets a request aside on the dead-letter stream, with an optional error result
- * for its caller, then acknowledges and deletes it.
+ * for its caller, then acknowledges and deletes it. A request that is not
+ * pending any more (settled already, maybe by an earlier run of this script
+ * whose reply was lost) is not set aside again.
  *
  * - KEYS[1] request stream, KEYS[2] dead-letter stream, KEYS[3] result key
  * - ARGV[1] group, ARGV[2] entry id, ARGV[3] kind, ARGV[4] body, ARGV[5] reason,
  *   ARGV[6] date, ARGV[7] entries to keep (`MAXLEN ~`), ARGV[8] result body or `""`,
  *   ARGV[9] result TTL in ms, ARGV[10] inbox channel or `""`
- * - Reply: the id of the dead-letter entry
+ * - Reply: the id of the dead-letter entry, or nil when the request was not pending
  */
 export const DEAD_LETTER: RedisScript = script(
   "set aside",
@@ -67,9 +70,11 @@ if ARGV[8] ~= '' then
   redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[9])
   if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[10], ARGV[8]) end
 end
+local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(pending) ~= 'table' or pending.err or #pending == 0 then return false end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
   'kind', ARGV[3], 'body', ARGV[4], 'reason', ARGV[5], 'date', ARGV[6])
-redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return id
 `,
@@ -131,32 +136,101 @@ return lost
 /**
  * Recovery: takes over entries that have been idle longer than the recover
  * interval (their server died or lost its connection) with `XAUTOCLAIM`, and
- * reads how often each has been delivered, this time included.
+ * reads how often each has been delivered, this time included. Entries the
+ * calling consumer holds are left as they are (a late heartbeat does not make
+ * them deliveries again); other entries of its own are taken like any other
+ * (their reply or settlement was lost). Entries deleted while pending are
+ * acknowledged (Redis 6.2 leaves them pending; 7.0 drops them itself).
+ *
+ * `XAUTOCLAIM ... JUSTID` claims without counting a delivery; `XCLAIM` then
+ * counts it and returns the entry, for each entry actually taken.
  *
  * - KEYS[1] request stream
  * - ARGV[1] group, ARGV[2] consumer, ARGV[3] minimum idle time in ms,
- *   ARGV[4] most entries to take (at least 1)
+ *   ARGV[4] most entries to take (at least 1), ARGV[5..] ids the consumer holds
  * - Reply: `{id, fields, deliveries}` for each entry taken
  */
 export const RECOVER: RedisScript = script(
   "take over",
   1,
   `
+local held = {}
+for i = 5, #ARGV do held[ARGV[i]] = true end
 local taken = {}
 local wanted = tonumber(ARGV[4])
 local cursor = '0-0'
 repeat
   local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], cursor,
-    'COUNT', wanted - #taken)
+    'COUNT', wanted - #taken, 'JUSTID')
   cursor = reply[1]
-  for _, entry in ipairs(reply[2]) do
-    if entry then
-      local pending = redis.call('XPENDING', KEYS[1], ARGV[1], entry[1], entry[1], 1)
-      taken[#taken + 1] = {entry[1], entry[2], pending[1][4]}
+  for _, id in ipairs(reply[2]) do
+    if not held[id] then
+      local entry = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id)[1]
+      if type(entry) == 'table' then
+        local pending = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)
+        taken[#taken + 1] = {id, entry[2], pending[1][4]}
+      else
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+      end
     end
   end
 until cursor == '0-0' or #taken >= wanted
 return taken
+`,
+);
+
+/**
+ * Hands back the entries pending for a consumer that it does not hold: entries
+ * whose read reply or settlement was lost with a connection. Each is re-added at
+ * the end of its stream with its deliveries so far (the group's count plus its
+ * `prpc_deliveries` field), then acknowledged and deleted, as
+ * {@linkcode RELEASE} does, so any server takes it at once. Entries deleted
+ * while pending are acknowledged; entries without a `message` field stay (the
+ * server that takes them over sets them aside).
+ *
+ * - KEYS[1] request stream
+ * - ARGV[1] group, ARGV[2] consumer, ARGV[3..] ids the consumer holds
+ * - Reply: the number of entries re-added
+ */
+export const HAND_BACK: RedisScript = script(
+  "hand back lost",
+  1,
+  `
+local held = {}
+for i = 3, #ARGV do held[ARGV[i]] = true end
+local count = 0
+local start = '-'
+local rows
+repeat
+  rows = redis.call('XPENDING', KEYS[1], ARGV[1], start, '+', 100, ARGV[2])
+  for _, row in ipairs(rows) do
+    local id = row[1]
+    start = '(' .. id
+    if not held[id] then
+      local entry = redis.call('XRANGE', KEYS[1], id, id)[1]
+      local message = nil
+      local carried = nil
+      if entry then
+        local fields = entry[2]
+        for i = 1, #fields - 1, 2 do
+          if fields[i] == 'message' and message == nil then message = fields[i + 1] end
+          if fields[i] == 'prpc_deliveries' and carried == nil then carried = fields[i + 1] end
+        end
+      end
+      if not entry or message then
+        if message then
+          local before = tonumber(carried) or 0
+          if before < 0 or before ~= math.floor(before) then before = 0 end
+          redis.call('XADD', KEYS[1], '*', 'message', message, 'prpc_deliveries', before + row[4])
+          count = count + 1
+        end
+        redis.call('XACK', KEYS[1], ARGV[1], id)
+        redis.call('XDEL', KEYS[1], id)
+      end
+    end
+  end
+until #rows < 100
+return count
 `,
 );
 

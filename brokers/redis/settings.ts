@@ -86,6 +86,21 @@ export function checkRecoverAfterHeartbeat(settings: RedisSettings): void {
   );
 }
 
+/**
+ * A warning for a recover interval shorter than two heartbeat intervals: then a
+ * single late heartbeat (a busy event loop, a slow Redis) lets other servers
+ * take over messages that are still running, and run them again.
+ *
+ * @param settings The resolved settings.
+ * @returns The warning, or `undefined` when the recover interval is at least twice the heartbeat.
+ */
+export function recoverMarginWarning(settings: RedisSettings): string | undefined {
+  if (settings.recoverIntervalMs >= 2 * settings.heartbeatIntervalMs) return undefined;
+  return `the Redis recover interval (${settings.recoverIntervalMs} ms) is shorter than twice ` +
+    `the heartbeat interval (${settings.heartbeatIntervalMs} ms): one late heartbeat lets other ` +
+    "servers take over running messages; the defaults are 45 s and 15 s";
+}
+
 /** The settings given in code, checked: known keys, whole numbers at or above each minimum. */
 function givenSettings(settings: BrokerSettings | undefined): Partial<Record<SettingName, number>> {
   const given: Partial<Record<SettingName, number>> = {};
