@@ -124,6 +124,10 @@ type ServerState = "idle" | "starting" | "serving" | "stopping";
 interface InFlight {
   readonly controller: AbortController;
   handedBack: boolean;
+  /** Set once the delivery is being settled: stopping waits for it instead of handing it back. */
+  settling: boolean;
+  /** Settles when the message is handled, whatever the outcome. */
+  done?: Promise<void>;
 }
 
 const HANDLED_SIGNALS = ["SIGINT", "SIGTERM"] as const;
@@ -453,6 +457,8 @@ export class AppServer {
       this.#drained = undefined;
     }
     for (const [delivery, running] of this.#inFlight) {
+      // Being settled already: its result is on its way, and handing it back would race that.
+      if (running.settling) continue;
       running.handedBack = true;
       running.controller.abort(
         new PrpcError("the server is stopping; the message was handed back to the broker"),
@@ -463,6 +469,8 @@ export class AppServer {
         this.#logger.error("cannot hand a message back", { error: String(err) });
       }
     }
+    const settling = [...this.#inFlight.values()].filter((running) => running.settling);
+    await Promise.all(settling.map((running) => running.done));
     this.#inFlight.clear();
     await this.#pool?.close();
     this.#pool = undefined;
@@ -499,9 +507,13 @@ export class AppServer {
   }
 
   #accept(delivery: Delivery): void {
-    const running: InFlight = { controller: new AbortController(), handedBack: false };
+    const running: InFlight = {
+      controller: new AbortController(),
+      handedBack: false,
+      settling: false,
+    };
     this.#inFlight.set(delivery, running);
-    this.#handle(delivery, running)
+    running.done = this.#handle(delivery, running)
       .catch((err) => {
         const error = err instanceof Error ? err.message : String(err);
         // A message handed back while stopping is settled already: nothing went wrong.
@@ -525,6 +537,7 @@ export class AppServer {
           queue: delivery.kind,
           reason: parsed.reason,
         });
+        running.settling = true;
         await delivery.deadLetter(parsed.reason);
         return;
       }
@@ -540,6 +553,7 @@ export class AppServer {
         message_id: parsed.messageId,
       };
       const error = new ProtocolError(parsed.reason, { messageId: parsed.messageId });
+      running.settling = true;
       await delivery.complete(this.#errorReply(delivery, request, received, error));
       return;
     }
@@ -550,16 +564,33 @@ export class AppServer {
         `request of ${oversize} bytes exceeds the limit of ${this.#maxMessageBytes} bytes`,
         { size: oversize, limit: this.#maxMessageBytes },
       );
+      running.settling = true;
       await delivery.complete(this.#errorReply(delivery, request, received, error));
       return;
     }
     if (delivery.attempt > 1) {
-      const stored = await this.#broker?.readResult(this.#queue, delivery.kind, request.message_id);
+      let stored: string | null | undefined;
+      try {
+        stored = await this.#broker?.readResult(this.#queue, delivery.kind, request.message_id);
+      } catch (err) {
+        // Running it without knowing could run it twice: let the broker deliver it again later.
+        this.#logger.warn(
+          "cannot read the stored result of a redelivered message; handing it back",
+          {
+            messageId: request.message_id,
+            error: err instanceof Error ? err.message : String(err),
+          },
+        );
+        running.settling = true;
+        await delivery.release();
+        return;
+      }
       if (stored !== null && stored !== undefined) {
         // Executed before, but the acknowledgement was lost: answer again without running it.
         this.#logger.debug("answered a redelivered message from its stored result", {
           messageId: request.message_id,
         });
+        running.settling = true;
         await delivery.complete({
           messageId: request.message_id,
           body: stored,
@@ -573,11 +604,13 @@ export class AppServer {
         `delivered ${delivery.attempt} times without completing (maxDeliveries ${this.#maxDeliveries})`;
       this.#logger.warn("set aside a poison message", { messageId: request.message_id, reason });
       const error = new ProtocolError(`the message was set aside: ${reason}`);
+      running.settling = true;
       await delivery.deadLetter(reason, this.#errorReply(delivery, request, received, error));
       return;
     }
     const reply = await this.#execute(delivery, request, received, running);
     if (running.handedBack) return;
+    running.settling = true;
     await delivery.complete(reply);
   }
 
