@@ -107,6 +107,8 @@ kafkaTest(
     latches[3]?.resolve();
     await waitFor(async () => (await k.committed(topic)).get(0) === 4, "the commit past all four");
     assertEquals(most, 3);
+    // Produced before each commit, but the inbox reads them on its own schedule.
+    await waitFor(() => replies.size === 4, "the four results in the inbox");
     assertEquals([...replies.values()].sort(), [0, 1, 2, 3]);
   },
   { queueTopicPartitions: 1 },
