@@ -125,6 +125,7 @@ export class Client {
   /** Where results arrive (native protocol only). */
   #inbox: Inbox | undefined;
   #closed = false;
+  #closing: Promise<void> | undefined;
   /** Raw calls sent and waiting for their stored result, by `message_id`; read together. */
   readonly #polled = new Set<string>();
   /** The next read of the stored results of raw calls. */
@@ -478,8 +479,12 @@ export class Client {
    * waiting with a `BrokerError` (so they are settled when `close()` resolves).
    * Safe to call twice.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     try {
       try {

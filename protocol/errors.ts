@@ -351,10 +351,11 @@ export function fromWireError(
 ): PrpcError {
   const base = { funcName: context.funcName, messageId: context.messageId };
   if (wire === undefined) {
+    // "Name: message", as PRPC writes it; anything else (a traceback, say) is all message.
     const colon = exceptionInfoText.indexOf(": ");
-    const name = colon > 0 ? exceptionInfoText.slice(0, colon) : "Error";
-    const message = colon > 0 ? exceptionInfoText.slice(colon + 2) : exceptionInfoText;
-    return new RemoteError(name, message, base);
+    const head = colon > 0 ? exceptionInfoText.slice(0, colon) : "";
+    if (!/^[A-Za-z_$][\w$.]*$/.test(head)) return new RemoteError("Error", exceptionInfoText, base);
+    return new RemoteError(head, exceptionInfoText.slice(colon + 2), base);
   }
   const options = { ...base, remoteStack: wire.stack };
   if (wire.type === "RemoteError" || !Object.hasOwn(SERVER_ERRORS, wire.type)) {

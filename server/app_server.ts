@@ -132,6 +132,9 @@ interface InFlight {
 
 const HANDLED_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
+/** How long stop() waits for results that were already being sent when it began. */
+const SETTLE_WAIT_MS = 2_000;
+
 /**
  * A prpc server: register functions, then `start()` to serve calls from the
  * queue `prpc_{queue}` (and `prpc_raw_{queue}` for other languages).
@@ -250,6 +253,14 @@ export class AppServer {
     return this.#registry.names;
   }
 
+  #assertIdle(what: string): void {
+    if (this.#state !== "idle") {
+      throw new ConfigError(
+        `Cannot ${what} on a server that is ${this.#state}: register functions before start()`,
+      );
+    }
+  }
+
   /** Name of this instance while serving (from the option, `PRPC_INSTANCE_NAME`, or a UUID). */
   get instanceName(): string {
     return this.#instanceName;
@@ -284,6 +295,7 @@ export class AppServer {
     fnOrOptions?: ((...args: never[]) => unknown) | RegisterOptions,
     maybeOptions?: RegisterOptions,
   ): this {
+    this.#assertIdle("register");
     if (typeof nameOrFn === "string") {
       this.#registry.add(nameOrFn, fnOrOptions, maybeOptions ?? {}, this.#defaultWorker);
     } else {
@@ -314,6 +326,7 @@ export class AppServer {
     module: string | URL,
     options: Omit<RegisterOptions, "module" | "params"> = {},
   ): Promise<this> {
+    this.#assertIdle("registerModule");
     let href: string;
     let exports: Record<string, unknown>;
     try {
@@ -469,8 +482,15 @@ export class AppServer {
         this.#logger.error("cannot hand a message back", { error: String(err) });
       }
     }
+    // Results already on their way get a moment; the broker's close() hands back
+    // whatever is still unsettled after that.
     const settling = [...this.#inFlight.values()].filter((running) => running.settling);
-    await Promise.all(settling.map((running) => running.done));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(settling.map((running) => running.done)),
+      new Promise((resolve) => timer = setTimeout(resolve, SETTLE_WAIT_MS)),
+    ]);
+    clearTimeout(timer);
     this.#inFlight.clear();
     await this.#pool?.close();
     this.#pool = undefined;
@@ -573,18 +593,32 @@ export class AppServer {
       try {
         stored = await this.#broker?.readResult(this.#queue, delivery.kind, request.message_id);
       } catch (err) {
-        // Running it without knowing could run it twice: let the broker deliver it again later.
+        const why = err instanceof Error ? err.message : String(err);
+        running.settling = true;
+        if (delivery.attempt > this.#maxDeliveries) {
+          // Handing it back again would loop for as long as the read fails.
+          const reason =
+            `delivered ${delivery.attempt} times, and its stored result cannot be read: ${why}`;
+          this.#logger.warn("set aside a message whose stored result cannot be read", {
+            messageId: request.message_id,
+            reason,
+          });
+          const error = new ProtocolError(`the message was set aside: ${reason}`);
+          await delivery.deadLetter(reason, this.#errorReply(delivery, request, received, error));
+          return;
+        }
+        // Running it without knowing could run it twice: let the broker deliver it again.
         this.#logger.warn(
           "cannot read the stored result of a redelivered message; handing it back",
           {
             messageId: request.message_id,
-            error: err instanceof Error ? err.message : String(err),
+            error: why,
           },
         );
-        running.settling = true;
         await delivery.release();
         return;
       }
+      if (running.handedBack) return;
       if (stored !== null && stored !== undefined) {
         // Executed before, but the acknowledgement was lost: answer again without running it.
         this.#logger.debug("answered a redelivered message from its stored result", {

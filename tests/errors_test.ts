@@ -509,3 +509,16 @@ Deno.test("fromWireError() prefers the wire object over exception_info", () => {
   assert(err instanceof ArgumentError);
   assertEquals(err.message, "from wire");
 });
+
+Deno.test("fromWireError() keeps a traceback in exception_info whole instead of cutting a name from it", () => {
+  const traceback = 'Traceback (most recent call last):\n  File "x.py", line 3\n    d = {"a": 1}';
+  const err = fromWireError(undefined, traceback, CONTEXT) as RemoteError;
+  assertEquals(err.remoteName, "Error");
+  assertEquals(err.remoteMessage, traceback);
+  const dotted = fromWireError(
+    undefined,
+    "json.decoder.JSONDecodeError: bad",
+    CONTEXT,
+  ) as RemoteError;
+  assertEquals([dotted.remoteName, dotted.remoteMessage], ["json.decoder.JSONDecodeError", "bad"]);
+});

@@ -111,3 +111,42 @@ Deno.test("connectBroker() refuses a broker kind it does not know", async () => 
     'Cannot use broker "nats": it is not one prpc knows',
   );
 });
+
+Deno.test("register() and registerModule() refuse a server that has started", async () => {
+  const app = new AppServer({ ...quiet(), url: isolated() });
+  await app.start();
+  try {
+    assertThrows(
+      () => app.register("late", () => 1),
+      ConfigError,
+      "register functions before start()",
+    );
+    await assertRejects(
+      app.registerModule(new URL("./fixtures/worker_funcs.ts", import.meta.url)),
+      ConfigError,
+      "register functions before start()",
+    );
+    assertEquals(app.functions, []);
+  } finally {
+    await app.stop();
+  }
+});
+
+Deno.test("a second close() resolves only once the waiting calls are rejected", async () => {
+  const url = isolated();
+  const app = new AppServer({ ...quiet(), url, queue: "close_twice" });
+  app.register("hold", () => new Promise(() => {}));
+  await app.start();
+  const client = await Client.connect({ url, queue: "close_twice", logger: new RecordingLogger() });
+  try {
+    let settled = false;
+    const call = client.call("hold").catch(() => settled = true);
+    const first = client.close();
+    await client.close();
+    assertEquals(client.pendingCalls, 0, "the second close() waited for the first");
+    assertEquals(settled, true);
+    await Promise.all([first, call]);
+  } finally {
+    await app.stop({ graceMs: 0 });
+  }
+});

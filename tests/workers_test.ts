@@ -359,9 +359,16 @@ Deno.test("a thread worker that ends itself while loading its module fails the c
 });
 
 Deno.test("registerModule works with async functions, and registers all or none", async () => {
-  const { app, client, close } = await serve(() => {});
+  const url = `memory://workers-${crypto.randomUUID()}`;
+  const app = newServer({ url });
+  await app.registerModule(FUNCS);
+  await app.start();
+  const client = await Client.connect({ broker: "memory", url, queue: "workers" });
+  const close = async () => {
+    await client.close();
+    await app.stop({ graceMs: 0 });
+  };
   try {
-    await app.registerModule(FUNCS);
     assertEquals(await client.call("add", [5, 6]), 11, "async by default");
     assertEquals(await client.call("pid"), Deno.pid);
     const other = newServer();

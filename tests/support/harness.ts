@@ -90,11 +90,23 @@ export class Harness {
     return latch;
   }
 
+  /** Closes everything, even when something fails to close; then throws the first failure. */
   async close(): Promise<void> {
     for (const latch of this.#releases) latch.resolve();
-    for (const client of this.#clients) await client.close();
-    for (const server of this.#servers) await server.stop({ graceMs: 0 });
-    for (const broker of this.#brokers) await broker.close();
+    const closing = [
+      ...this.#clients.map((client) => () => client.close()),
+      ...this.#servers.map((server) => () => server.stop({ graceMs: 0 })),
+      ...this.#brokers.map((broker) => () => broker.close()),
+    ];
+    const failures: unknown[] = [];
+    for (const close of closing) {
+      try {
+        await close();
+      } catch (err) {
+        failures.push(err);
+      }
+    }
+    if (failures.length > 0) throw failures[0];
   }
 }
 
