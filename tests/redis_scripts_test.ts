@@ -92,7 +92,7 @@ scriptTest(
     ]);
     await plain.redis.xdel(stream, gone);
     const [others = ""] = await deliver(plain, stream, "other", ["other's"]);
-    const count = await runScript(plain.redis, HAND_BACK, [stream], [GROUP, "me", held]);
+    const count = await runScript(plain.redis, HAND_BACK, [stream], [GROUP, "me", 0, held]);
     assertEquals(count, 1);
     assertEquals(await pending(plain, stream), [[held, "me", 1], [others, "other", 1]]);
     assertEquals(await plain.redis.xrange(stream, lost, lost), [], "the old entry is deleted");
@@ -101,6 +101,19 @@ scriptTest(
       ["message", "held"],
       ["message", "other's"],
       ["message", "lost", "prpc_deliveries", "1"],
+    ]);
+  },
+);
+
+scriptTest(
+  "HAND_BACK discounts the last delivery when asked (a lost read never ran)",
+  async (plain, stream) => {
+    await deliver(plain, stream, "me", ["lost"]);
+    const count = await runScript(plain.redis, HAND_BACK, [stream], [GROUP, "me", 1]);
+    assertEquals(count, 1);
+    const entries = await plain.redis.xrange(stream, "-", "+");
+    assertEquals(entries.map(([, fields]) => fields), [
+      ["message", "lost", "prpc_deliveries", "0"],
     ]);
   },
 );

@@ -33,9 +33,20 @@ export type ConnectionRole = "commands" | "consumer" | "inbox";
 /** Longest a blocking read waits before it is issued again (also a guard against dead sockets). */
 export const BLOCK_MS = 5_000;
 
+/** How much longer than {@linkcode BLOCK_MS} a blocking read waits for its reply before giving up. */
+export const BLOCKING_GRACE_MS = 5_000;
+
 /** The connection dropped after a command may have reached Redis: it may or may not have run. */
 export class ReplyLostError extends Error {
-  override readonly name = "ReplyLostError";
+  override readonly name: string = "ReplyLostError";
+}
+
+/**
+ * No reply came within a command's time limit although the connection is up
+ * (Redis is frozen or overloaded): the command may still run later.
+ */
+export class NoReplyError extends ReplyLostError {
+  override readonly name = "NoReplyError";
 }
 
 /** A command that needs the connection up was not sent: it certainly did not run. */
@@ -132,18 +143,27 @@ export class RedisConnection {
    * with the connection, as often as `attempts` in all.
    *
    * @param command Gives the command to the ioredis client.
-   * @param attempts How often to send it at most.
+   * @param options `attempts`: how often to send it at most (3); `timeoutMs`: how long to
+   *   wait for a reply in all, while the connection is down too (without it, as long as
+   *   ioredis keeps the command).
    * @returns The reply.
-   * @throws {ReplyLostError} When the reply was lost every time.
+   * @throws {ReplyLostError} When the reply was lost every time, or no reply came within `timeoutMs`.
    */
-  async sendRepeatable<T>(command: (redis: Redis) => Promise<T>, attempts = 3): Promise<T> {
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await this.send(command);
-      } catch (err) {
-        if (!(err instanceof ReplyLostError) || attempt >= attempts) throw err;
+  sendRepeatable<T>(
+    command: (redis: Redis) => Promise<T>,
+    options: { attempts?: number; timeoutMs?: number } = {},
+  ): Promise<T> {
+    const attempts = options.attempts ?? 3;
+    const repeat = async () => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.send(command);
+        } catch (err) {
+          if (!(err instanceof ReplyLostError) || attempt >= attempts) throw err;
+        }
       }
-    }
+    };
+    return withinTime(repeat(), options.timeoutMs);
   }
 
   /**
@@ -155,23 +175,14 @@ export class RedisConnection {
    * @param timeoutMs How long to wait for the reply; without it, as long as the connection lasts.
    * @returns The reply.
    * @throws {NotConnectedError} When the connection is down (the command was not sent).
-   * @throws {ReplyLostError} When the connection dropped, or no reply came within `timeoutMs`.
+   * @throws {ReplyLostError} When the connection dropped ({@linkcode NoReplyError} when no
+   *   reply came within `timeoutMs`).
    */
   sendNow<T>(command: (redis: Redis) => Promise<T>, timeoutMs?: number): Promise<T> {
     if (!this.ready) {
       return Promise.reject(new NotConnectedError("there is no connection to Redis"));
     }
-    const reply = this.send(command);
-    if (timeoutMs === undefined) return reply;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new ReplyLostError(`Redis did not answer within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
-    reply.catch(() => {}); // settled after the time limit: nobody waits any more
-    return Promise.race([reply, late]).finally(() => clearTimeout(timer));
+    return withinTime(this.send(command), timeoutMs);
   }
 
   /** Closes the connection at once (commands waiting fail) and waits until its socket is gone. */
@@ -225,8 +236,12 @@ export async function openConnection(
     maxRetriesPerRequest: role === "commands" ? 20 : null,
     // Never send a command twice (see the module docs); the inbox subscribes again itself.
     autoResendUnfulfilledCommands: role === "inbox",
-    // A blocking read whose reply never comes (a dead socket) resolves empty after BLOCK_MS.
+    // A blocking read whose reply never comes (a dead socket) resolves empty a grace period
+    // after its BLOCK_MS. ioredis throws a reply that comes later away, and the entries it
+    // carried stay pending for this consumer: a grace of seconds, not ioredis's default
+    // 100 ms, keeps a slow reply, and the consumer hands back what a late one took.
     blockingTimeout: role === "consumer" ? BLOCK_MS : undefined,
+    blockingTimeoutGrace: role === "consumer" ? BLOCKING_GRACE_MS : undefined,
     autoResubscribe: false,
   });
   const connection = new RedisConnection(redis);
@@ -264,6 +279,23 @@ export async function openConnection(
     });
   }
   return connection;
+}
+
+/**
+ * The reply, or a {@linkcode NoReplyError} once `timeoutMs` has passed without
+ * it (a frozen Redis keeps the connection open and answers nothing).
+ */
+function withinTime<T>(reply: Promise<T>, timeoutMs: number | undefined): Promise<T> {
+  if (timeoutMs === undefined) return reply;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new NoReplyError(`Redis did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  reply.catch(() => {}); // settled after the time limit: nobody waits any more
+  return Promise.race([reply, late]).finally(() => clearTimeout(timer));
 }
 
 function toError(err: unknown): Error {

@@ -25,7 +25,14 @@ import {
   requestQueueName,
   type Subscription,
 } from "../types.ts";
-import { BLOCK_MS, NotConnectedError, type RedisConnection, ReplyLostError } from "./connection.ts";
+import {
+  BLOCK_MS,
+  BLOCKING_GRACE_MS,
+  NoReplyError,
+  NotConnectedError,
+  type RedisConnection,
+  ReplyLostError,
+} from "./connection.ts";
 import {
   COMPLETE,
   DEAD_LETTER,
@@ -154,10 +161,15 @@ export class StreamConsumer implements Subscription {
   #claiming: Promise<unknown> = Promise.resolve();
   /** The blocking connection's client id (`null` when Redis would not tell), per session. */
   #blockingClient: { id: number | null; session: number } | undefined;
-  /** The connection sessions after whose start lost entries were handed back. */
-  #handedBackIn = { commands: 0, blocking: 0 };
+  /**
+   * The connection sessions after whose start lost entries were handed back;
+   * `undefined` when entries may have been lost since (a reply that came too late).
+   */
+  #handedBackIn: { commands: number; blocking: number } | undefined = { commands: 0, blocking: 0 };
+  /** A step of stopping got no reply in time: Redis does not answer, so the later steps are skipped. */
+  #unanswered = false;
   /** Failures in a row of the reader and of the periodic work, to report only the first. */
-  readonly #failures = { read: 0, tick: 0 };
+  readonly #failures = { read: 0, tick: 0, handBack: 0 };
   /** Removes the reconnect listeners. */
   readonly #stopListening: (() => void)[];
 
@@ -186,7 +198,8 @@ export class StreamConsumer implements Subscription {
    */
   async start(): Promise<void> {
     await this.#ensureGroups();
-    await this.#handBackLost();
+    await this.#warnOfNamesake();
+    await this.#handBackLost({ discount: 0 });
     await this.#exclusively(() => this.#recover());
     this.#reading = this.#readLoop();
     this.#scheduleTick();
@@ -204,9 +217,7 @@ export class StreamConsumer implements Subscription {
     const waiting = this.#waiting;
     this.#waiting = [];
     await this.#releaseAll(waiting);
-    if (this.#commands.ready) {
-      await this.#handBackLost(STOP_STEP_MS).catch((err) => this.#cannotHandBack(err));
-    }
+    await this.#handBackWhileStopping();
   }
 
   /**
@@ -219,16 +230,17 @@ export class StreamConsumer implements Subscription {
     await this.close();
     clearTimeout(this.#tickTimer);
     this.#tickTimer = undefined;
-    await this.#ticking;
-    await this.#settlingDone(STOP_STEP_MS);
+    // Each command of a tick has a time limit; this bounds the wait should Redis not answer.
+    await settledWithin(this.#ticking, STOP_STEP_MS);
+    await settledWithin(Promise.allSettled(this.#settling), STOP_STEP_MS);
     await this.#releaseAll([...this.#unsettled.values()].filter((delivery) => !delivery.settled));
-    if (this.#commands.ready) {
-      await this.#handBackLost(STOP_STEP_MS).catch((err) => this.#cannotHandBack(err));
+    await this.#handBackWhileStopping();
+    if (this.#answering) {
       for (const kind of KINDS) {
         await this.#commands.sendNow(
           (redis) => runScript(redis, LEAVE, [this.#streams[kind]], [GROUP, this.#name]),
           STOP_STEP_MS,
-        ).catch((err) => this.#logger.debug("cannot leave the consumer group", errorDetails(err)));
+        ).catch((err) => this.#stopStepFailed("cannot leave the consumer group", err));
       }
     }
     for (const stopListening of this.#stopListening) stopListening();
@@ -294,6 +306,7 @@ export class StreamConsumer implements Subscription {
         STOP_STEP_MS,
       );
     } catch (err) {
+      if (err instanceof NoReplyError) this.#unanswered = true;
       this.#logger.warn(
         "cannot hand a message back to Redis; it is taken over after the recover interval",
         { queue: this.#queue, kind: delivery.kind, entry: delivery.id, ...errorDetails(err) },
@@ -321,11 +334,15 @@ export class StreamConsumer implements Subscription {
   /**
    * Runs a settling script; it waits for a connection that is down. The
    * settling scripts may run twice (they store the same result again, or find
-   * the entry settled), so a script whose reply was lost is sent again.
+   * the entry settled), so a script whose reply was lost is sent again. It
+   * gives up after the recover interval: the delivery is no longer re-claimed
+   * then, and another server (or this one) takes it over later.
    */
   async #run(code: RedisScript, keys: string[], args: (string | number)[]): Promise<unknown> {
     try {
-      return await this.#commands.sendRepeatable((redis) => runScript(redis, code, keys, args));
+      return await this.#commands.sendRepeatable((redis) => runScript(redis, code, keys, args), {
+        timeoutMs: this.#settings.recoverIntervalMs,
+      });
     } catch (err) {
       const unknown = err instanceof ReplyLostError
         ? "; if it did not run, the message is delivered again"
@@ -387,8 +404,10 @@ export class StreamConsumer implements Subscription {
    * (see the module docs). Runs only while no read is under way: the entries of
    * a read whose reply is on its way are pending, and not held yet.
    */
-  async #handBackLost(timeoutMs?: number): Promise<void> {
-    this.#handedBackIn = { commands: this.#commands.sessions, blocking: this.#blocking.sessions };
+  async #handBackLost(
+    { timeoutMs = this.#settings.heartbeatIntervalMs, discount = 1 } = {},
+  ): Promise<void> {
+    const sessions = { commands: this.#commands.sessions, blocking: this.#blocking.sessions };
     await this.#exclusively(async () => {
       for (const kind of KINDS) {
         const count = await this.#commands.sendNow(
@@ -396,6 +415,7 @@ export class StreamConsumer implements Subscription {
             runScript(redis, HAND_BACK, [this.#streams[kind]], [
               GROUP,
               this.#name,
+              discount,
               ...this.#held(kind),
             ]),
           timeoutMs,
@@ -409,6 +429,67 @@ export class StreamConsumer implements Subscription {
         }
       }
     });
+    // Only now: a hand-back that failed is tried again before the next read.
+    this.#handedBackIn = sessions;
+  }
+
+  /** Whether Redis is taken to answer while stopping: connected, and no step went unanswered. */
+  get #answering(): boolean {
+    return this.#commands.ready && !this.#unanswered;
+  }
+
+  /**
+   * Hands back lost entries while closing or stopping, waiting at most
+   * {@linkcode STOP_STEP_MS} for recovery or an earlier hand-back under way.
+   */
+  async #handBackWhileStopping(): Promise<void> {
+    if (!this.#answering) return;
+    if (!(await settledWithin(this.#claiming, STOP_STEP_MS))) {
+      this.#unanswered = true;
+      this.#cannotHandBack(new NoReplyError(`Redis did not answer within ${STOP_STEP_MS} ms`));
+      return;
+    }
+    await this.#handBackLost({ timeoutMs: STOP_STEP_MS })
+      .catch((err) => this.#stopStepFailed(null, err));
+  }
+
+  /** Reports a failed step of stopping (`null`: handing back); without a reply, later steps are skipped. */
+  #stopStepFailed(what: string | null, err: unknown): void {
+    if (err instanceof NoReplyError) this.#unanswered = true;
+    if (what === null) this.#cannotHandBack(err);
+    else this.#logger.debug(what, errorDetails(err));
+  }
+
+  /**
+   * Warns when a live consumer of the group (one that read lately) already has
+   * this server's name: two servers of one name hand back each other's running
+   * messages, which then run twice.
+   */
+  async #warnOfNamesake(): Promise<void> {
+    for (const kind of KINDS) {
+      let consumers: unknown;
+      try {
+        consumers = await this.#commands.sendNow(
+          (redis) => redis.call("XINFO", "CONSUMERS", this.#streams[kind], GROUP),
+          this.#settings.heartbeatIntervalMs,
+        );
+      } catch (err) {
+        this.#logger.debug("cannot list the consumers of the group", errorDetails(err));
+        return;
+      }
+      for (const consumer of Array.isArray(consumers) ? consumers : []) {
+        const fields = fieldMap(consumer);
+        const idleMs = Number(fields.get("idle"));
+        if (fields.get("name") !== this.#name || !(idleMs < BLOCK_MS + BLOCKING_GRACE_MS)) continue;
+        this.#logger.warn(
+          "another server of this queue read requests moments ago under this server's name " +
+            "(PRPC_INSTANCE_NAME); two servers of one name hand back each other's running " +
+            "messages, which then run twice: give each server its own name",
+          { queue: this.#queue, instance: this.#name, idleMs },
+        );
+        return;
+      }
+    }
   }
 
   #cannotHandBack(err: unknown): void {
@@ -421,14 +502,15 @@ export class StreamConsumer implements Subscription {
 
   /** Whether a connection came back since lost entries were last handed back. */
   get #reconnected(): boolean {
-    return this.#commands.sessions !== this.#handedBackIn.commands ||
+    return this.#handedBackIn === undefined ||
+      this.#commands.sessions !== this.#handedBackIn.commands ||
       this.#blocking.sessions !== this.#handedBackIn.blocking;
   }
 
   /** Hands deliveries back, or lets them go at once (with one warning) when Redis is away. */
   async #releaseAll(deliveries: RedisDelivery[]): Promise<void> {
     if (deliveries.length === 0) return;
-    if (this.#commands.ready) {
+    if (this.#answering) {
       await Promise.all(deliveries.map((delivery) => delivery.release()));
       return;
     }
@@ -438,17 +520,6 @@ export class StreamConsumer implements Subscription {
       { queue: this.#queue, held: deliveries.length },
     );
     await Promise.all(deliveries.map((delivery) => delivery.abandon()));
-  }
-
-  /** Waits until the settling scripts under way have ended, at most `timeoutMs`. */
-  async #settlingDone(timeoutMs: number): Promise<void> {
-    if (this.#settling.size === 0) return;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([
-      Promise.allSettled(this.#settling),
-      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
-    ]);
-    clearTimeout(timer);
   }
 
   /**
@@ -461,11 +532,11 @@ export class StreamConsumer implements Subscription {
     const id = client?.session === this.#blocking.sessions && this.#blocking.ready
       ? client.id
       : null;
-    const killed = id !== null && this.#commands.ready
+    const killed = id !== null && this.#answering
       ? this.#commands.sendNow(
         (redis) => redis.call("CLIENT", "KILL", "ID", String(id)),
         STOP_STEP_MS,
-      ).catch((err) => this.#logger.debug("cannot end the blocking read", errorDetails(err)))
+      ).catch((err) => this.#stopStepFailed("cannot end the blocking read", err))
       : undefined;
     await this.#blocking.close();
     await killed;
@@ -486,11 +557,19 @@ export class StreamConsumer implements Subscription {
       }
       // Once both connections are up again (the commands connection may be back later).
       if (this.#reconnected && this.#commands.ready) {
-        await this.#handBackLost().catch((err) => this.#cannotHandBack(err));
+        await this.#handBackLost().then(
+          () => (this.#failures.handBack = 0),
+          (err) => {
+            if (++this.#failures.handBack === 1) this.#cannotHandBack(err);
+            else this.#logger.debug("cannot hand back lost messages; retrying", errorDetails(err));
+          },
+        );
       }
       let reply: unknown;
+      let sent = 0;
       try {
         await this.#learnBlockingClient();
+        sent = Date.now();
         reply = await this.#blocking.send((redis) =>
           redis.call(
             "XREADGROUP",
@@ -514,6 +593,11 @@ export class StreamConsumer implements Subscription {
         continue;
       }
       this.#failures.read = 0;
+      if (reply === null && Date.now() - sent >= BLOCK_MS + BLOCKING_GRACE_MS) {
+        // ioredis gave up waiting: a reply that comes later is thrown away, and the entries it
+        // carries stay pending for this consumer. Hand them back before reading again.
+        this.#handedBackIn = undefined;
+      }
       this.#acceptRead(reply);
     }
   }
@@ -657,7 +741,9 @@ export class StreamConsumer implements Subscription {
       this.#failures.tick = 0;
     } catch (err) {
       if (errorText(err).startsWith("NOGROUP")) return; // the reader creates the group again
-      const connection = err instanceof ReplyLostError || err instanceof NotConnectedError;
+      // A dropped connection is reported once already; Redis not answering is not.
+      const connection = (err instanceof ReplyLostError && !(err instanceof NoReplyError)) ||
+        err instanceof NotConnectedError;
       const log = ++this.#failures.tick === 1 && !connection
         ? this.#logger.warn
         : this.#logger.debug;
@@ -676,8 +762,9 @@ export class StreamConsumer implements Subscription {
         if (delivery.kind === kind && !delivery.lost) ids.push(delivery.id);
       }
       if (ids.length === 0) continue;
-      const lost = await this.#commands.sendNow((redis) =>
-        runScript(redis, HEARTBEAT, [this.#streams[kind]], [GROUP, this.#name, ...ids])
+      const lost = await this.#commands.sendNow(
+        (redis) => runScript(redis, HEARTBEAT, [this.#streams[kind]], [GROUP, this.#name, ...ids]),
+        this.#settings.heartbeatIntervalMs,
       );
       for (const id of Array.isArray(lost) ? lost as string[] : []) this.#lose(kind, id);
     }
@@ -706,15 +793,24 @@ export class StreamConsumer implements Subscription {
     for (const kind of KINDS) {
       const free = this.#free;
       if (!this.#open || free <= 0) return;
-      const taken = await this.#commands.sendNow((redis) =>
-        runScript(redis, RECOVER, [this.#streams[kind]], [
-          GROUP,
-          this.#name,
-          this.#settings.recoverIntervalMs,
-          free,
-          ...this.#held(kind),
-        ])
-      );
+      let taken: unknown;
+      try {
+        taken = await this.#commands.sendNow(
+          (redis) =>
+            runScript(redis, RECOVER, [this.#streams[kind]], [
+              GROUP,
+              this.#name,
+              this.#settings.recoverIntervalMs,
+              free,
+              ...this.#held(kind),
+            ]),
+          this.#settings.heartbeatIntervalMs,
+        );
+      } catch (err) {
+        // It may still run and claim entries for this consumer: hand them back before reading.
+        if (err instanceof ReplyLostError) this.#handedBackIn = undefined;
+        throw err;
+      }
       let count = 0;
       const fresh: RedisDelivery[] = [];
       for (const [id, fields, deliveries] of taken as [string, unknown, number][]) {
@@ -751,6 +847,21 @@ function fieldMap(fields: unknown): Map<string, string> {
     if (!values.has(name)) values.set(name, String(fields[i + 1]));
   }
   return values;
+}
+
+/** Waits for `promise` to settle, at most `timeoutMs`; tells whether it settled. */
+async function settledWithin(
+  promise: Promise<unknown> | undefined,
+  timeoutMs: number,
+): Promise<boolean> {
+  if (promise === undefined) return true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const settled = await Promise.race([
+    promise.then(() => true, () => true),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+  ]);
+  clearTimeout(timer);
+  return settled;
 }
 
 function errorText(err: unknown): string {

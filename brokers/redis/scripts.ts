@@ -183,13 +183,21 @@ return taken
  * Hands back the entries pending for a consumer that it does not hold: entries
  * whose read reply or settlement was lost with a connection. Each is re-added at
  * the end of its stream with its deliveries so far (the group's count plus its
- * `prpc_deliveries` field), then acknowledged and deleted, as
+ * `prpc_deliveries` field, less ARGV[3]), then acknowledged and deleted, as
  * {@linkcode RELEASE} does, so any server takes it at once. Entries deleted
  * while pending are acknowledged; entries without a `message` field stay (the
  * server that takes them over sets them aside).
  *
+ * A running consumer discounts the last delivery (ARGV[3] = 1): an entry whose
+ * read reply was lost never ran, as {@linkcode RELEASE} does not count an entry
+ * that was never handed out, so a flapping connection cannot dead-letter it. At
+ * start it is counted (ARGV[3] = 0): an earlier run of the same consumer name
+ * may have run it and crashed, and a message that crashes its server must
+ * reach the dead-letter stream.
+ *
  * - KEYS[1] request stream
- * - ARGV[1] group, ARGV[2] consumer, ARGV[3..] ids the consumer holds
+ * - ARGV[1] group, ARGV[2] consumer, ARGV[3] deliveries to discount (0 or 1),
+ *   ARGV[4..] ids the consumer holds
  * - Reply: the number of entries re-added
  */
 export const HAND_BACK: RedisScript = script(
@@ -197,7 +205,8 @@ export const HAND_BACK: RedisScript = script(
   1,
   `
 local held = {}
-for i = 3, #ARGV do held[ARGV[i]] = true end
+for i = 4, #ARGV do held[ARGV[i]] = true end
+local discount = tonumber(ARGV[3])
 local count = 0
 local start = '-'
 local rows
@@ -221,7 +230,8 @@ repeat
         if message then
           local before = tonumber(carried) or 0
           if before < 0 or before ~= math.floor(before) then before = 0 end
-          redis.call('XADD', KEYS[1], '*', 'message', message, 'prpc_deliveries', before + row[4])
+          local deliveries = math.max(0, before + row[4] - discount)
+          redis.call('XADD', KEYS[1], '*', 'message', message, 'prpc_deliveries', deliveries)
           count = count + 1
         end
         redis.call('XACK', KEYS[1], ARGV[1], id)
