@@ -6,8 +6,9 @@
 import { BrokerError, callContext, connectBroker, PayloadTooLargeError } from "../mod.ts";
 import { feedbackName, requestQueueName } from "../brokers/types.ts";
 import { keyPartition } from "../brokers/kafka/stores.ts";
+import { roundRobinAssigner } from "../brokers/kafka/assigners.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { waitFor } from "./support/async.ts";
+import { deferred, waitFor } from "./support/async.ts";
 import { kafkaTest } from "./support/kafka_setup.ts";
 import { RecordingLogger } from "./support/logger.ts";
 
@@ -20,6 +21,48 @@ kafkaTest("start() fails with BrokerError when the group refuses the server", as
     "INVALID_SESSION_TIMEOUT",
   );
 });
+
+kafkaTest(
+  "start() fails with BrokerError once the first join takes longer than joinTimeoutMs",
+  async (k) => {
+    // Another member of the group is stuck in a batch: a join waits for it to rejoin, until its
+    // rebalance timeout (60 s) or session timeout (10 s) ends, far beyond joinTimeoutMs.
+    const topic = `stuck_${crypto.randomUUID().slice(0, 8)}`;
+    const admin = await k.admin();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    const stuck = deferred<void>();
+    const released = deferred<void>();
+    const member = k.kafka.consumer({
+      groupId: k.groupId,
+      partitionAssigners: [roundRobinAssigner],
+      sessionTimeout: 10_000,
+      heartbeatInterval: 200,
+      rebalanceTimeout: 60_000,
+      maxWaitTimeInMs: 100,
+    });
+    await member.connect();
+    try {
+      await member.subscribe({ topics: [topic], fromBeginning: true });
+      await member.run({
+        eachMessage: async () => {
+          stuck.resolve();
+          await released.promise;
+        },
+      });
+      await (await k.producer()).send({ topic, messages: [{ value: "x" }] });
+      await stuck.promise;
+      await assertRejects(
+        k.server((app) => app.register("ping", () => "pong")),
+        BrokerError,
+        "joinTimeoutMs (1500 ms)",
+      );
+    } finally {
+      released.resolve();
+      await member.disconnect();
+    }
+  },
+  { joinTimeoutMs: 1_500 },
+);
 
 kafkaTest(
   "close() while a call publishes, consumes and reads results leaves nothing running",
@@ -86,6 +129,22 @@ kafkaTest(
     }, "a request on a partition the server added");
   },
   { metadataMaxAgeMs: 500 },
+);
+
+kafkaTest(
+  "results reach clients whose reply partition is one they added after the server read the count",
+  async (k) => {
+    // The server reads prpc_feedback_{queue} (1 partition) at start and would trust that for a minute.
+    await k.server((app) => app.register("ping", () => "pong"), {
+      url: `${k.url}&feedbackTopicPartitions=1&metadataMaxAgeMs=60000`,
+    });
+    const url = `${k.url}&feedbackTopicPartitions=8`;
+    // Each client grows the topic to 8 and reads a random one of them: most read one of 1..7.
+    for (let i = 0; i < 4; i++) {
+      const client = await k.client({ url });
+      assertEquals(await client.call("ping", [], {}, { timeoutMs: 15_000 }), "pong");
+    }
+  },
 );
 
 kafkaTest(

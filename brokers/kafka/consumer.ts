@@ -20,7 +20,10 @@
  *   ledger of a partition another server now owns. Commits asked for meanwhile
  *   wait, and go out after the join with what this server still owns.
  * - `start()` resolves only once the group gave this server its partitions,
- *   and fails when kafkajs gives up joining. When the consumer later fails for
+ *   and fails when kafkajs gives up joining, or when the join has not
+ *   succeeded within `joinTimeoutMs` (kafkajs retries some failures, such as
+ *   an unavailable coordinator, forever); the error names the last failure
+ *   kafkajs reported. When the consumer later fails for
  *   good (kafkajs stops it without restarting, e.g. the group refuses a
  *   rejoin), the failure is logged at `error` and the consumer is started
  *   again with back-off ({@linkcode RESTART_DELAYS_MS}), until it joins or
@@ -82,6 +85,9 @@ const REJOIN_ERRORS = new Set([
 /** Waits before starting a consumer again that kafkajs stopped for good; the last one repeats. */
 export const RESTART_DELAYS_MS: readonly number[] = [1_000, 2_000, 5_000, 10_000, 30_000];
 
+/** Commit metadata is never cut below this many characters (see `#sendCommits`). */
+const METADATA_CHARS_FLOOR = 100;
+
 /** A request handed to the server and not settled yet. */
 interface Running {
   readonly key: string;
@@ -127,6 +133,10 @@ export class ServerConsumer implements Subscription {
   #restarting: Promise<void> | undefined;
   #restartTimer: ReturnType<typeof setTimeout> | undefined;
   #restarts = 0;
+  /** The last failure kafkajs reported and retries, while `start()` waits for the first join. */
+  #lastJoinError: Error | undefined;
+  /** Whether the floor of `#metadataChars` has been logged since it was last raised. */
+  #metadataFloorLogged = false;
   /** Reply partitions of redelivered requests running here, by `kind/message_id`. */
   readonly #replyPartitions = new Map<string, number>();
   /** Longest ledger metadata sent; halved when Kafka refuses it as too large. */
@@ -197,6 +207,8 @@ export class ServerConsumer implements Subscription {
       this.#firstJoin = { resolve, reject };
     });
     joined.catch(() => {}); // awaited below; may be settled before that
+    const { joinTimeoutMs } = this.#settings;
+    let deadline: ReturnType<typeof setTimeout> | undefined;
     try {
       this.#checkNotStopping();
       await consumer.connect();
@@ -204,16 +216,35 @@ export class ServerConsumer implements Subscription {
       // Requests sent before the group first read a partition are served too.
       await consumer.subscribe({ topics: [...this.#kinds.keys()], fromBeginning: true });
       this.#checkNotStopping();
-      // Resolves after the first join, also when it failed: kafkajs reports that as a crash.
-      await consumer.run(this.#runConfig);
+      deadline = setTimeout(() => this.#firstJoin?.reject(this.#joinTimeoutError()), joinTimeoutMs);
+      // Resolves after the first join, also when it failed (kafkajs reports that as a crash),
+      // but not while a JoinGroup waits: the deadline (or disconnect()) ends that wait.
+      const running = consumer.run(this.#runConfig);
+      running.catch(() => {}); // its failure is a crash event, which settles `joined`
+      await Promise.race([running, joined]);
       await joined;
     } catch (err) {
       this.#connected = false;
       await consumer.disconnect().catch(() => {});
       throw brokerError(`Cannot join the Kafka consumer group ${this.#settings.groupId}`, err);
     } finally {
+      clearTimeout(deadline);
       this.#firstJoin = undefined;
+      this.#lastJoinError = undefined;
     }
+  }
+
+  #joinTimeoutError(): BrokerError {
+    const last = this.#lastJoinError;
+    return new BrokerError(
+      `Cannot join the Kafka consumer group ${this.#settings.groupId} within joinTimeoutMs ` +
+        `(${this.#settings.joinTimeoutMs} ms): ${
+          last === undefined
+            ? "kafkajs reported no error; the group's rebalance did not complete"
+            : `the last error kafkajs reported was ${errorText(last)}`
+        }`,
+      last === undefined ? undefined : { cause: last },
+    );
   }
 
   #checkNotStopping(): void {
@@ -230,6 +261,7 @@ export class ServerConsumer implements Subscription {
     if (this.#stopping) {
       this.#logger.debug("the Kafka consumer stopped while disconnecting", details);
     } else if (restarting) {
+      if (this.#firstJoin !== undefined) this.#lastJoinError = error;
       this.#logger.warn("the Kafka consumer failed; kafkajs restarts it", details);
     } else if (this.#firstJoin !== undefined) {
       this.#firstJoin.reject(error);
@@ -292,19 +324,41 @@ export class ServerConsumer implements Subscription {
       if (commits.length === 0) return;
       try {
         await this.#consumer.commitOffsets(commits);
+        this.#metadataFloorLogged = false;
         return;
       } catch (err) {
         // Kafka's offset.metadata.max.bytes is below offsetMetadataMaxChars: send less.
-        if (kafkaErrorType(err) !== "OFFSET_METADATA_TOO_LARGE" || this.#metadataChars <= 100) {
+        if (kafkaErrorType(err) !== "OFFSET_METADATA_TOO_LARGE") throw err;
+        if (this.#metadataChars <= METADATA_CHARS_FLOOR) {
+          this.#logMetadataFloor(err);
           throw err;
         }
-        this.#metadataChars = Math.max(100, Math.floor(this.#metadataChars / 2));
+        this.#metadataChars = Math.max(METADATA_CHARS_FLOOR, Math.floor(this.#metadataChars / 2));
         this.#logger.warn(
           "Kafka refused the commit metadata as too large; sending less (set offsetMetadataMaxChars)",
           { queue: this.#queue, offsetMetadataMaxChars: this.#metadataChars },
         );
       }
     }
+  }
+
+  /**
+   * Kafka refuses even the shortest commit metadata: no commit goes through,
+   * so finished requests run again after a rebalance. Logged at `error` once,
+   * until a commit succeeds again.
+   */
+  #logMetadataFloor(err: unknown): void {
+    if (this.#metadataFloorLogged) return;
+    this.#metadataFloorLogged = true;
+    this.#logger.error(
+      "Kafka refuses even the shortest commit metadata; offsets are not committed, so " +
+        "finished requests will run again (raise Kafka's offset.metadata.max.bytes)",
+      {
+        queue: this.#queue,
+        offsetMetadataMaxChars: this.#metadataChars,
+        error: errorText(err),
+      },
+    );
   }
 
   /**

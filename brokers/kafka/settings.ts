@@ -62,6 +62,12 @@ export interface KafkaSettings {
   heartbeatIntervalMs: number;
   /** How long a rebalance waits for members to rejoin. */
   rebalanceTimeoutMs: number;
+  /**
+   * How long a server's first join of its group may take (kafkajs retries
+   * some failures, such as an unavailable coordinator, forever) before
+   * starting fails.
+   */
+  joinTimeoutMs: number;
   /** Longest wait of one fetch when no message is there. */
   maxWaitMs: number;
   /**
@@ -114,6 +120,7 @@ const SPECS = {
   sessionTimeoutMs: { kind: "int", min: 1 },
   heartbeatIntervalMs: { kind: "int", min: 1 },
   rebalanceTimeoutMs: { kind: "int", min: 1 },
+  joinTimeoutMs: { kind: "int", min: 1 },
   maxWaitMs: { kind: "int", min: 1 },
   metadataMaxAgeMs: { kind: "int", min: 1 },
   offsetMetadataMaxChars: { kind: "int", min: 100 },
@@ -148,7 +155,8 @@ type Value = string | number | boolean;
  * `saslMechanism` (`plain`), `saslUsername`, `saslPassword`,
  * `connectionTimeoutMs` (3000), `requestTimeoutMs` (30000), `retries` (5),
  * `groupId` (`prpc_group_consumers`), `sessionTimeoutMs` (30000),
- * `heartbeatIntervalMs` (3000), `rebalanceTimeoutMs` (60000), `maxWaitMs`
+ * `heartbeatIntervalMs` (3000), `rebalanceTimeoutMs` (60000), `joinTimeoutMs`
+ * (`rebalanceTimeoutMs` + `sessionTimeoutMs`), `maxWaitMs`
  * (500), `metadataMaxAgeMs` (10000), `offsetMetadataMaxChars` (3000), `maxMessageBytes` (1048588, Kafka's default `message.max.bytes`) and
  * `resultTtlSec` (600).
  *
@@ -187,6 +195,8 @@ export function readKafkaSettings(
     );
   }
   const tlsWanted = bool("ssl", false);
+  const sessionTimeoutMs = int("sessionTimeoutMs", 30_000);
+  const rebalanceTimeoutMs = int("rebalanceTimeoutMs", 60_000);
   const resolved: KafkaSettings = {
     brokers: parsed.brokers,
     clientId: str("clientId") ?? "prpc",
@@ -207,9 +217,10 @@ export function readKafkaSettings(
     requestTimeoutMs: int("requestTimeoutMs", 30_000),
     retries: int("retries", 5),
     groupId: str("groupId") ?? "prpc_group_consumers",
-    sessionTimeoutMs: int("sessionTimeoutMs", 30_000),
+    sessionTimeoutMs,
     heartbeatIntervalMs: int("heartbeatIntervalMs", 3_000),
-    rebalanceTimeoutMs: int("rebalanceTimeoutMs", 60_000),
+    rebalanceTimeoutMs,
+    joinTimeoutMs: int("joinTimeoutMs", rebalanceTimeoutMs + sessionTimeoutMs),
     maxWaitMs: int("maxWaitMs", 500),
     metadataMaxAgeMs: int("metadataMaxAgeMs", 10_000),
     offsetMetadataMaxChars: int("offsetMetadataMaxChars", 3_000),

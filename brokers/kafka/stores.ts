@@ -19,7 +19,9 @@
  *
  * Before answering, both wait until their reader has read everything the
  * topic (partition) held when the call was made, so a result or dead letter
- * produced before the call is always found. After `close()` they start no
+ * produced before the call is always found; when the reader does not get
+ * there within `requestTimeoutMs` (or stops), they fail with a
+ * `BrokerError` rather than answer from what they have read so far. After `close()` they start no
  * reader, and one that started meanwhile is stopped at once.
  *
  * @module
@@ -80,6 +82,26 @@ async function endOffsets(admin: Admin, topic: string): Promise<Map<number, numb
   } catch (err) {
     throw brokerError(`Cannot read the end offsets of the Kafka topic ${topic}`, err);
   }
+}
+
+/**
+ * Waits until `reader` has read up to `targets`.
+ *
+ * @throws {BrokerError} When it has not within `timeoutMs`, or it stopped:
+ *   what it read so far may lack what is looked for.
+ */
+async function caughtUp(
+  reader: TopicReader,
+  targets: ReadonlyMap<number, number>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  if (await reader.reached(targets, timeoutMs)) return;
+  throw new BrokerError(
+    `Cannot read the Kafka topic ${what} up to its end offsets ${
+      JSON.stringify(Object.fromEntries(targets))
+    } within ${timeoutMs} ms (requestTimeoutMs), or the reader stopped`,
+  );
 }
 
 /** Where a result is in its partition, and until when it counts. */
@@ -156,7 +178,7 @@ export class ResultStore {
     try {
       const end = (await endOffsets(admin, topic)).get(partition) ?? 0;
       const target = new Map([[partition, end]]);
-      await state.reader.reached(target, settings.requestTimeoutMs);
+      await caughtUp(state.reader, target, settings.requestTimeoutMs, name);
       const now = Date.now();
       this.#sweep(state, now);
       if (!state.found.has(messageId)) {
@@ -164,7 +186,7 @@ export class ResultStore {
         const entry = state.index.get(messageId);
         if (entry === undefined || entry.expiresAt <= now) return null;
         state.reader.rewind(partition, entry.offset);
-        await state.reader.reached(target, settings.requestTimeoutMs);
+        await caughtUp(state.reader, target, settings.requestTimeoutMs, name);
       }
       return state.found.get(messageId) ?? null;
     } finally {
@@ -282,7 +304,7 @@ export class DeadLetterStore {
       this.#readers.get(topic, () => this.#start(topic)),
       endOffsets(admin, topic),
     ]);
-    await reader.reached(ends, settings.requestTimeoutMs);
+    await caughtUp(reader, ends, settings.requestTimeoutMs, topic);
     const entries = [...this.#entries.get(topic) ?? []];
     entries.sort((a, b) =>
       a.order[0] - b.order[0] || a.order[1] - b.order[1] || a.order[2] - b.order[2]

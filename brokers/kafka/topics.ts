@@ -4,9 +4,13 @@
  * so a topic keeps the largest count any server asked for.
  *
  * Partition counts are cached: read again when a topic is missing or too
- * small, and at most once per `metadataMaxAgeMs` for a partition number a
- * request names that the topic does not have (a foreign header must not
- * cost a Metadata request per result).
+ * small, when a partition number a request names is not in the count seen
+ * (another process may have grown the topic since), and by
+ * `currentPartitionCount` once the topic's count is older than
+ * `metadataMaxAgeMs`. At most one read is in flight at a time, and a
+ * partition that a read started after the question confirmed missing is
+ * remembered as missing for {@linkcode MISSING_PARTITION_TTL_MS} (a foreign
+ * header must not cost a Metadata request per result).
  *
  * @module
  */
@@ -23,6 +27,15 @@ export interface TopicSpec {
   partitions: number;
 }
 
+/** How long a partition a fresh read found missing counts as missing without reading again. */
+export const MISSING_PARTITION_TTL_MS = 1_000;
+
+/** A read of the partition counts under way, and when it started. */
+interface Refresh {
+  readonly startedAt: number;
+  readonly done: Promise<void>;
+}
+
 /** Errors that only mean another process created or grew the topic at the same time. */
 const RACE_ERRORS = new Set(["TOPIC_ALREADY_EXISTS", "INVALID_PARTITIONS"]);
 
@@ -33,8 +46,11 @@ export class Topics {
   readonly #maxAgeMs: number;
   /** Partition counts seen, by topic. */
   readonly #counts = new Map<string, number>();
-  /** When the counts were last read. */
-  #readAt = 0;
+  /** When each topic's count was last read, by topic. */
+  readonly #readAt = new Map<string, number>();
+  /** Partitions (`topic/partition`) a fresh read found missing, until when that holds. */
+  readonly #missing = new Map<string, number>();
+  #refreshing: Refresh | undefined;
 
   /**
    * Administers topics through the connection's admin client.
@@ -127,38 +143,77 @@ export class Topics {
    * @returns The count, or `undefined` when the topic does not exist.
    */
   async currentPartitionCount(topic: string): Promise<number | undefined> {
-    if (!this.#counts.has(topic) || Date.now() - this.#readAt > this.#maxAgeMs) {
+    const readAt = this.#readAt.get(topic);
+    if (!this.#counts.has(topic) || readAt === undefined || Date.now() - readAt > this.#maxAgeMs) {
       await this.#refresh();
     }
     return this.#counts.get(topic);
   }
 
   /**
-   * Whether a topic has a partition, reading the topics again when the count
-   * last seen is too small (another process may have grown the topic) and
-   * was read more than `metadataMaxAgeMs` ago.
+   * Whether a topic has a partition. When the count last seen is too small,
+   * the counts are read again (another process may have grown the topic),
+   * unless a read in the last {@linkcode MISSING_PARTITION_TTL_MS} confirmed
+   * the partition missing.
    *
    * @param topic The topic.
    * @param partition The partition number.
    */
   async hasPartition(topic: string, partition: number): Promise<boolean> {
-    if ((this.#counts.get(topic) ?? 0) <= partition) await this.currentPartitionCount(topic);
-    return (this.#counts.get(topic) ?? 0) > partition;
+    const has = () => (this.#counts.get(topic) ?? 0) > partition;
+    if (has()) return true;
+    const key = `${topic}/${partition}`;
+    const missingUntil = this.#missing.get(key);
+    if (missingUntil !== undefined && Date.now() < missingUntil) return false;
+    this.#missing.delete(key);
+    const askedAt = Date.now();
+    // A read that started before the question may have missed a growth just before it.
+    while (!has()) {
+      const refresh = this.#refreshing;
+      await this.#refresh();
+      if (refresh === undefined || refresh.startedAt >= askedAt) break;
+    }
+    if (has()) return true;
+    const now = Date.now();
+    // Entries are in expiry order: forget the expired ones, so foreign headers cannot pile up.
+    for (const [old, until] of this.#missing) {
+      if (until > now) break;
+      this.#missing.delete(old);
+    }
+    this.#missing.set(key, now + MISSING_PARTITION_TTL_MS);
+    return false;
   }
 
-  /** Reads the partition count of every topic (one Metadata request for all topics). */
-  async #refresh(): Promise<void> {
+  /**
+   * Reads the partition count of every topic (one Metadata request for all
+   * topics); joins the read under way, if any.
+   */
+  #refresh(): Promise<void> {
+    if (this.#refreshing === undefined) {
+      const refresh: Refresh = {
+        startedAt: Date.now(),
+        done: this.#read().finally(() => {
+          if (this.#refreshing === refresh) this.#refreshing = undefined;
+        }),
+      };
+      this.#refreshing = refresh;
+    }
+    return this.#refreshing.done;
+  }
+
+  async #read(): Promise<void> {
     let topics;
     try {
       ({ topics } = await this.#admin.fetchTopicMetadata());
     } catch (err) {
       throw brokerError("Cannot read the Kafka topics", err);
     }
+    const now = Date.now();
     for (const { name, partitions } of topics) {
       // Never below a count this connection created: metadata of other brokers may lag.
       this.#counts.set(name, Math.max(partitions.length, this.#counts.get(name) ?? 0));
+      this.#readAt.set(name, now);
     }
-    this.#readAt = Date.now();
   }
 }
 
