@@ -84,7 +84,7 @@ export function workerConformance(test: ConformanceTest): void {
       await waitFor(
         () =>
           h.logger.at("warn").some((line) =>
-            line.message === `a ${worker} worker ended while idle`
+            line.message === `a ${worker} worker ended between calls`
           ),
         "the pool to notice",
       );

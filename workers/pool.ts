@@ -56,6 +56,7 @@ export class WorkerPool {
   readonly #logger: Logger;
   readonly #start: StartWorker;
   readonly #busy = new Set<WorkerHandle>();
+  readonly #endReasons = new WeakMap<WorkerHandle, string>();
   readonly #live = new Set<WorkerHandle>();
   readonly #idle = new Map<string, WorkerHandle[]>();
   readonly #waiters: Waiter[] = [];
@@ -207,7 +208,12 @@ export class WorkerPool {
   }
 
   #release(handle: WorkerHandle): void {
-    if (!handle.alive || this.#closed) {
+    if (!handle.alive) {
+      // It answered, then died (its end can even arrive before this continuation runs).
+      this.#endedBetweenCalls(handle);
+      return;
+    }
+    if (this.#closed) {
       this.#discard(handle);
       return;
     }
@@ -257,15 +263,24 @@ export class WorkerPool {
     }
   }
 
+  #endedBetweenCalls(handle: WorkerHandle): void {
+    if (!this.#live.has(handle)) return;
+    this.#logger.warn(`a ${handle.spec.type} worker ended between calls`, {
+      module: handle.spec.module,
+      reason: this.#endReasons.get(handle) ?? "unknown",
+    });
+    this.#discard(handle);
+  }
+
   #startNew(spec: WorkerSpec): WorkerHandle {
     const handle = this.#start(spec);
     this.#live.add(handle);
     handle.ended.then((reason) => {
+      this.#endReasons.set(handle, reason);
       // A worker can die after answering (a timer of the function threw, say):
-      // take it out at once, so that no call is sent to it.
-      if (!this.#live.has(handle) || this.#busy.has(handle)) return;
-      this.#logger.warn(`a ${spec.type} worker ended while idle`, { module: spec.module, reason });
-      this.#discard(handle);
+      // take it out at once, so that no call is sent to it. A busy one is
+      // taken out when its call returns.
+      if (this.#live.has(handle) && !this.#busy.has(handle)) this.#endedBetweenCalls(handle);
     });
     return handle;
   }
