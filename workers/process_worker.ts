@@ -9,12 +9,12 @@
  * @module
  */
 
-import { WorkerCrashedError } from "../protocol/errors.ts";
 import { findDenoConfig } from "./deno_config.ts";
 import { readLines, splitFrame } from "./frames.ts";
-import { entrySource, type WorkerHandle, type WorkerSpec } from "./handle.ts";
-import type { CallOutcome, CallRequest, WorkerMessage } from "./messages.ts";
+import { entrySource, type WorkerSpec } from "./handle.ts";
+import type { CallRequest, WorkerMessage } from "./messages.ts";
 import { permissionFlags } from "./permissions.ts";
+import { WorkerChannel } from "./worker_channel.ts";
 
 const CHILD_URL = new URL("./process_child.ts", import.meta.url).href;
 const STDIN_URL = new URL("./process_stdin.ts", import.meta.url).href;
@@ -24,12 +24,6 @@ const STDERR_LINES_KEPT = 40;
  * words. A process the function started may hold them open for longer.
  */
 const DRAIN_MS = 250;
-
-interface Waiting {
-  readonly request: CallRequest;
-  readonly resolve: (outcome: CallOutcome) => void;
-  readonly reject: (error: Error) => void;
-}
 
 /**
  * The arguments of `deno` for a worker. The main module is a `data:` URL that
@@ -53,20 +47,13 @@ export function processArguments(spec: WorkerSpec): string[] {
 }
 
 /** A subprocess serving one module. */
-export class ProcessWorker implements WorkerHandle {
-  readonly spec: WorkerSpec;
+export class ProcessWorker extends WorkerChannel {
   readonly #child: Deno.ChildProcess;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #encoder = new TextEncoder();
   readonly #stderrTail: string[] = [];
   readonly #stopReading = new AbortController();
   readonly #gone: Promise<void>;
-  readonly ready: Promise<void>;
-  readonly ended: Promise<string>;
-  readonly #markReady: () => void;
-  readonly #markEnded: (reason: string) => void;
-  #waiting: Waiting | undefined;
-  #ended: string | undefined;
 
   /**
    * Starts the subprocess; it loads the module in the background.
@@ -74,13 +61,7 @@ export class ProcessWorker implements WorkerHandle {
    * @param spec What to start.
    */
   constructor(spec: WorkerSpec) {
-    this.spec = spec;
-    const ready = Promise.withResolvers<void>();
-    this.ready = ready.promise;
-    this.#markReady = ready.resolve;
-    const ended = Promise.withResolvers<string>();
-    this.ended = ended.promise;
-    this.#markEnded = ended.resolve;
+    super(spec);
     this.#child = new Deno.Command(Deno.execPath(), {
       args: processArguments(spec),
       env: { NO_COLOR: "1" },
@@ -108,28 +89,20 @@ export class ProcessWorker implements WorkerHandle {
       clearTimeout(timer);
       this.#stopReading.abort();
       await streams;
-      this.#end(describeExit(status, this.#stderrTail));
+      this.end(describeExit(status, this.#stderrTail));
       await this.#stdin.close().catch(() => {});
     });
   }
 
-  get alive(): boolean {
-    return this.#ended === undefined;
-  }
-
-  run(request: CallRequest): Promise<CallOutcome> {
-    if (this.#ended !== undefined) return Promise.reject(this.#crashError(request, this.#ended));
-    return new Promise((resolve, reject) => {
-      this.#waiting = { request, resolve, reject };
-      this.#stdin.write(this.#encoder.encode(`${JSON.stringify(request)}\n`)).catch(() => {
-        // The subprocess is gone; its exit ends the call with the reason.
-      });
+  protected send(request: CallRequest): void {
+    this.#stdin.write(this.#encoder.encode(`${JSON.stringify(request)}\n`)).catch(() => {
+      // The subprocess is gone; its exit ends the call with the reason.
     });
   }
 
   async terminate(): Promise<void> {
-    if (this.#ended === undefined) {
-      this.#end("it was terminated");
+    if (this.alive) {
+      this.end("it was terminated");
       this.#kill();
     }
     await this.#gone;
@@ -144,11 +117,11 @@ export class ProcessWorker implements WorkerHandle {
       parsed = JSON.parse(message);
     } catch {
       // Only the worker's own code writes frames; a function that forges one ends its worker.
-      this.#end(`it sent a message that could not be read: ${message.slice(0, 80)}`);
+      this.end(`it sent a message that could not be read: ${message.slice(0, 80)}`);
       this.#kill();
       return;
     }
-    this.#onMessage(parsed);
+    this.receive(parsed);
   }
 
   #onStderr(line: string): void {
@@ -163,37 +136,6 @@ export class ProcessWorker implements WorkerHandle {
     } catch {
       // Already exited.
     }
-  }
-
-  #onMessage(message: WorkerMessage): void {
-    if ("crash" in message) {
-      this.#end(message.crash);
-      return;
-    }
-    if ("ready" in message) {
-      this.#markReady();
-      return;
-    }
-    const waiting = this.#waiting;
-    if (waiting === undefined || waiting.request.id !== message.id) return;
-    this.#waiting = undefined;
-    waiting.resolve(message);
-  }
-
-  #end(reason: string): void {
-    if (this.#ended !== undefined) return;
-    this.#ended = reason;
-    this.#markEnded(reason);
-    const waiting = this.#waiting;
-    this.#waiting = undefined;
-    waiting?.reject(this.#crashError(waiting.request, reason));
-  }
-
-  #crashError(request: CallRequest, reason: string): WorkerCrashedError {
-    return new WorkerCrashedError(
-      `the process worker running "${request.funcName}" ended: ${reason}`,
-      { funcName: request.funcName, messageId: request.messageId },
-    );
   }
 }
 
