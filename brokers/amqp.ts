@@ -88,11 +88,11 @@
  * @module
  */
 
-import { sizeOverLimit } from "../protocol/codec.ts";
 import type { QueueKind } from "../protocol/envelope.ts";
-import { BrokerError, PayloadTooLargeError } from "../protocol/errors.ts";
+import { BrokerError } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../server/logger.ts";
 import {
+  assertWithinLimit,
   type Broker,
   type BrokerConnectOptions,
   type ConsumeOptions,
@@ -150,13 +150,7 @@ class AmqpBroker implements Broker {
 
   async publish(queue: string, kind: QueueKind, body: string): Promise<void> {
     this.#assertOpen();
-    const size = sizeOverLimit(body, this.maxMessageBytes);
-    if (size !== null) {
-      throw new PayloadTooLargeError(
-        `Cannot publish ${size} bytes: the AMQP broker's limit is ${this.maxMessageBytes} bytes`,
-        { size, limit: this.maxMessageBytes },
-      );
-    }
+    assertWithinLimit(body, this.maxMessageBytes, "AMQP");
     const name = requestQueueName(queue, kind);
     const giveUpAt = Date.now() + this.#context.settings.operationTimeoutMs;
     while (true) {

@@ -77,11 +77,11 @@
  */
 
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
-import { sizeOverLimit } from "../protocol/codec.ts";
 import type { QueueKind } from "../protocol/envelope.ts";
 import { BrokerError, PayloadTooLargeError } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../server/logger.ts";
 import {
+  assertWithinLimit,
   type Broker,
   type BrokerConnectOptions,
   type ConsumeOptions,
@@ -249,15 +249,13 @@ class KafkaBroker implements Broker {
   }
 
   async #publish(queue: string, kind: QueueKind, body: string): Promise<void> {
-    const size = sizeOverLimit(body, this.maxMessageBytes);
-    if (size !== null) {
-      throw new PayloadTooLargeError(
-        `Cannot publish ${size} bytes: the Kafka broker's limit is ${this.maxMessageBytes} bytes ` +
-          `(maxMessageBytes ${this.#parts.settings.maxMessageBytes} less ${RECORD_OVERHEAD_BYTES} ` +
-          "for the record's key, headers and framing)",
-        { size, limit: this.maxMessageBytes },
-      );
-    }
+    assertWithinLimit(
+      body,
+      this.maxMessageBytes,
+      "Kafka",
+      ` (maxMessageBytes ${this.#parts.settings.maxMessageBytes} less ${RECORD_OVERHEAD_BYTES} ` +
+        "for the record's key, headers and framing)",
+    );
     const topic = requestQueueName(queue, kind);
     await this.#topics.ensure([
       { topic, partitions: this.#parts.settings.queueTopicPartitions ?? 1 },

@@ -28,10 +28,10 @@
  * @module
  */
 
-import { BrokerError, ConfigError, PayloadTooLargeError } from "../protocol/errors.ts";
+import { BrokerError, ConfigError } from "../protocol/errors.ts";
 import { isoTimestamp, type QueueKind } from "../protocol/envelope.ts";
-import { sizeOverLimit } from "../protocol/codec.ts";
 import {
+  assertWithinLimit,
   type Broker,
   type BrokerConnectOptions,
   type ConsumeOptions,
@@ -412,14 +412,10 @@ class MemoryBroker implements Broker {
   publish(queue: string, kind: QueueKind, body: string): Promise<void> {
     const closed = this.#closedError();
     if (closed) return closed;
-    const size = sizeOverLimit(body, this.maxMessageBytes);
-    if (size !== null) {
-      return Promise.reject(
-        new PayloadTooLargeError(
-          `Cannot publish ${size} bytes: the memory broker's limit is ${this.maxMessageBytes} bytes`,
-          { size, limit: this.maxMessageBytes },
-        ),
-      );
+    try {
+      assertWithinLimit(body, this.maxMessageBytes, "memory");
+    } catch (err) {
+      return Promise.reject(err);
     }
     const memoryQueue = this.hub.queue(queue);
     memoryQueue.ready(kind).push({ kind, body, deliveries: 0 });

@@ -51,11 +51,11 @@
  * @module
  */
 
-import { sizeOverLimit } from "../protocol/codec.ts";
 import type { QueueKind } from "../protocol/envelope.ts";
-import { BrokerError, PayloadTooLargeError } from "../protocol/errors.ts";
+import { BrokerError } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../server/logger.ts";
 import {
+  assertWithinLimit,
   type Broker,
   type BrokerConnectOptions,
   type ConsumeOptions,
@@ -143,13 +143,7 @@ class RedisBroker implements Broker {
 
   async publish(queue: string, kind: QueueKind, body: string): Promise<void> {
     this.#checkOpen();
-    const size = sizeOverLimit(body, this.maxMessageBytes);
-    if (size !== null) {
-      throw new PayloadTooLargeError(
-        `Cannot publish ${size} bytes: the Redis broker's limit is ${this.maxMessageBytes} bytes`,
-        { size, limit: this.maxMessageBytes },
-      );
-    }
+    assertWithinLimit(body, this.maxMessageBytes, "Redis");
     const stream = requestQueueName(queue, kind);
     try {
       await this.#commands.send((redis) => redis.xadd(stream, "*", "message", body));

@@ -11,7 +11,9 @@
  * @module
  */
 
+import { sizeOverLimit } from "../protocol/codec.ts";
 import type { QueueKind } from "../protocol/envelope.ts";
+import { PayloadTooLargeError } from "../protocol/errors.ts";
 import type { BrokerKind } from "../protocol/env.ts";
 import type { Logger } from "../server/logger.ts";
 
@@ -217,4 +219,22 @@ export function feedbackName(queue: string, kind: QueueKind): string {
  */
 export function deadLetterQueueName(queue: string): string {
   return `prpc_dead_${queue}`;
+}
+
+/**
+ * Refuses a request body over a broker's size limit, before anything is sent.
+ *
+ * @param body The JSON text.
+ * @param limit The broker's limit in UTF-8 bytes.
+ * @param broker Which broker, for the message (e.g. `"Redis"`).
+ * @param why What the limit is made of, when that needs saying.
+ * @throws {PayloadTooLargeError} When the body is over the limit.
+ */
+export function assertWithinLimit(body: string, limit: number, broker: string, why = ""): void {
+  const size = sizeOverLimit(body, limit);
+  if (size === null) return;
+  throw new PayloadTooLargeError(
+    `Cannot publish ${size} bytes: the ${broker} broker's limit is ${limit} bytes${why}`,
+    { size, limit },
+  );
 }
