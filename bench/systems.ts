@@ -1,0 +1,99 @@
+/**
+ * The systems the round-trip benchmark compares, each a server program and a
+ * client program that follow {@link ./participant.ts}.
+ *
+ * @module
+ */
+
+/** Where a system's messages travel. */
+export type Transport = "redis" | "amqp" | "kafka" | "memory";
+
+/** One benchmarked system. */
+export interface System {
+  /** Short name used in the report, e.g. `prpc-async-redis`. */
+  name: string;
+  /** What it is, for the report. */
+  description: string;
+  /** Delivery guarantee, for the report. */
+  delivery: "at-least-once" | "at-most-once";
+  /** The broker it needs. */
+  transport: Transport;
+  /** The server program's command line; `undefined` when the client also serves. */
+  server: string[] | undefined;
+  /** The client program's command line. */
+  client: string[];
+  /** Environment both get on top of the conductor's. */
+  env: Record<string, string>;
+}
+
+/** The name of the system every ratio is taken against. */
+export const BASELINE = "prpc-async-redis";
+
+const DENO = [Deno.execPath(), "run", "--allow-all", "--quiet"];
+const prpcServer = [...DENO, "bench/systems/prpc_server.ts"];
+const prpcClient = [...DENO, "bench/systems/prpc_client.ts"];
+
+function prpc(worker: string, transport: "redis" | "amqp" | "kafka", label: string): System {
+  return {
+    name: `prpc-${worker}-${transport}`,
+    description: `prpc over ${label}, \`${worker}\` worker`,
+    delivery: "at-least-once",
+    transport,
+    server: prpcServer,
+    client: prpcClient,
+    env: { BENCH_BROKER: transport, BENCH_WORKER: worker },
+  };
+}
+
+/**
+ * Every system the benchmark knows, in report order.
+ *
+ * @param node The Node.js executable for the peers.
+ * @returns The systems.
+ */
+export function allSystems(node: string): System[] {
+  return [
+    prpc("async", "redis", "Redis Streams"),
+    prpc("thread", "redis", "Redis Streams"),
+    prpc("process", "redis", "Redis Streams"),
+    {
+      name: "prpc-async-memory",
+      description: "prpc over the embedded memory broker (server and client in one process)",
+      delivery: "at-least-once",
+      transport: "memory",
+      server: undefined,
+      client: [...DENO, "bench/systems/prpc_memory.ts"],
+      env: {},
+    },
+    prpc("async", "amqp", "RabbitMQ"),
+    prpc("async", "kafka", "Kafka"),
+    {
+      name: "floor-ioredis",
+      description:
+        "the same round trip written directly with ioredis: XADD, XREADGROUP, one script per batch",
+      delivery: "at-least-once",
+      transport: "redis",
+      server: [...DENO, "bench/systems/floor_server.ts"],
+      client: [...DENO, "bench/systems/floor_client.ts"],
+      env: {},
+    },
+    {
+      name: "bullmq",
+      description: "BullMQ on Node.js: `queue.add` + `job.waitUntilFinished`",
+      delivery: "at-least-once",
+      transport: "redis",
+      server: [node, "bench/peers/bullmq_server.mjs"],
+      client: [node, "bench/peers/bullmq_client.mjs"],
+      env: {},
+    },
+    {
+      name: "moleculer",
+      description: "Moleculer on Node.js with its Redis transporter (pub/sub)",
+      delivery: "at-most-once",
+      transport: "redis",
+      server: [node, "bench/peers/moleculer_server.mjs"],
+      client: [node, "bench/peers/moleculer_client.mjs"],
+      env: {},
+    },
+  ];
+}

@@ -1,0 +1,31 @@
+/**
+ * prpc's server side in the round-trip benchmark: `add` registered in the
+ * worker type `BENCH_WORKER`, over the broker `BENCH_BROKER` (`redis`, `amqp`
+ * or `kafka`). See {@link ../participant.ts} for the contract.
+ *
+ * @module
+ */
+
+import { AppServer, type BrokerKind, consoleLogger, type WorkerType } from "../../mod.ts";
+import { add } from "../add.ts";
+import { brokerUrl, env, serveUntilTerminated } from "../participant.ts";
+
+const broker = env("BENCH_BROKER") as BrokerKind;
+const worker = env("BENCH_WORKER") as WorkerType;
+const app = new AppServer({
+  broker,
+  url: brokerUrl(broker),
+  queue: env("BENCH_QUEUE"),
+  maxWorkers: Number(env("BENCH_CONCURRENCY")),
+  handleSignals: false,
+  logger: consoleLogger("warn"),
+});
+app.register(
+  "add",
+  add,
+  worker === "async" ? {} : { worker, module: new URL("../add.ts", import.meta.url) },
+);
+if (import.meta.main) {
+  await app.start();
+  await serveUntilTerminated(() => app.stop());
+}
