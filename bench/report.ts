@@ -58,6 +58,9 @@ interface Summary {
   commands: Record<string, number>;
   serverPeak: number | null;
   clientPeak: number | null;
+  serverCpuUs: number | null;
+  clientCpuUs: number | null;
+  redisCpuUs: number | null;
 }
 
 function summarize(runs: LevelReading[][], level: number): Summary | undefined {
@@ -76,6 +79,9 @@ function summarize(runs: LevelReading[][], level: number): Summary | undefined {
     commands: Object.fromEntries([...names].map((n) => [n, med((r) => r.commands[n] ?? 0)!])),
     serverPeak: med((r) => r.serverPeak),
     clientPeak: med((r) => r.clientPeak),
+    serverCpuUs: med((r) => r.serverCpuUs),
+    clientCpuUs: med((r) => r.clientCpuUs),
+    redisCpuUs: med((r) => r.redisCpuUs),
   };
 }
 
@@ -99,14 +105,15 @@ function levelTable(all: SystemRuns[], level: number): string[] {
       "p50 ms",
       "p99 ms",
       "Redis cmds/call",
+      "CPU µs/call (server / client / Redis)",
       "Peak RSS MB (server / client)",
     ]),
-    row(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:"]),
+    row(["---", "---", "---:", "---:", "---:", "---:", "---:", "---:", "---:"]),
   ];
   for (const { system, runs, skipped } of all) {
     const summary = summarize(runs, level);
     if (summary === undefined) {
-      lines.push(row([system.name, system.delivery, "not run", "", "", "", "", skipped ?? ""]));
+      lines.push(row([system.name, system.delivery, "not run", "", "", "", "", "", skipped ?? ""]));
       continue;
     }
     lines.push(row([
@@ -117,6 +124,8 @@ function levelTable(all: SystemRuns[], level: number): string[] {
       fixed(summary.p50Ms, 3),
       fixed(summary.p99Ms, 3),
       summary.commandsPerCall === null ? "–" : fixed(summary.commandsPerCall, 2),
+      [summary.serverCpuUs, summary.clientCpuUs, summary.redisCpuUs]
+        .map((us) => us === null ? "–" : fixed(us, 0)).join(" / "),
       system.server === undefined
         ? `${mb(summary.clientPeak)} (one process)`
         : `${mb(summary.serverPeak)} / ${mb(summary.clientPeak)}`,

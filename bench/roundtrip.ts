@@ -144,7 +144,11 @@ for (let rep = 0; rep < reps; rep++) {
         readings.map((r) =>
           `   ${r.inFlight} in flight: ${Math.round(r.calls / r.seconds)} calls/s, p50 ${
             r.p50Ms.toFixed(3)
-          } ms`
+          } ms, CPU µs/call ${
+            [r.serverCpuUs, r.clientCpuUs, r.redisCpuUs].map((us) => us?.toFixed(0) ?? "–").join(
+              " / ",
+            )
+          }`
         ).join("\n"),
       );
     } catch (err) {

@@ -10,7 +10,7 @@
 import type { Redis } from "ioredis";
 import { readLines } from "./lines.ts";
 import type { LevelResult } from "./participant.ts";
-import { resetPeaks, treeMemory } from "./procfs.ts";
+import { resetPeaks, treeCpuSeconds, treeMemory } from "./procfs.ts";
 import type { System } from "./systems.ts";
 
 /** The readings of one level of one run. */
@@ -25,6 +25,12 @@ export interface LevelReading extends LevelResult {
   serverPeak: number | null;
   /** Peak resident bytes of the client process during the level, or `null`. */
   clientPeak: number | null;
+  /** CPU microseconds per call of the server's process tree, or `null`. */
+  serverCpuUs: number | null;
+  /** CPU microseconds per call of the client process, or `null`. */
+  clientCpuUs: number | null;
+  /** CPU microseconds per call of Redis, or `null`. */
+  redisCpuUs: number | null;
   /** Resident bytes of the server's tree right after the level, or `null`. */
   serverRss: number | null;
   /** Resident bytes of the client right after the level, or `null`. */
@@ -98,6 +104,17 @@ async function commandCounts(redis: Redis): Promise<Record<string, number>> {
   return counts;
 }
 
+async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info("cpu");
+  const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, "m").exec(info)?.[1]);
+  return seconds("used_cpu_user") + seconds("used_cpu_sys");
+}
+
+/** CPU seconds used since `before`, per call, in microseconds. */
+function perCallUs(before: number | null, after: number | null, calls: number): number | null {
+  return before === null || after === null ? null : ((after - before) / calls) * 1e6;
+}
+
 async function stopServer(server: Deno.ChildProcess): Promise<void> {
   try {
     server.kill("SIGTERM");
@@ -155,6 +172,11 @@ export async function runSystem(system: System, options: RunOptions): Promise<Le
       if (options.redis !== undefined) await options.redis.config("RESETSTAT");
       resetPeaks(client.pid);
       if (server !== undefined) resetPeaks(server.pid);
+      const cpuBefore = {
+        server: server === undefined ? null : treeCpuSeconds(server.pid),
+        client: treeCpuSeconds(client.pid),
+        redis: options.redis === undefined ? null : await redisCpuSeconds(options.redis),
+      };
       await say("GO");
       const line = await nextLine(
         lines,
@@ -163,6 +185,11 @@ export async function runSystem(system: System, options: RunOptions): Promise<Le
         (l) => l.startsWith("RESULT "),
       );
       const result = JSON.parse(line.slice("RESULT ".length)) as LevelResult;
+      const cpuAfter = {
+        server: server === undefined ? null : treeCpuSeconds(server.pid),
+        client: treeCpuSeconds(client.pid),
+        redis: options.redis === undefined ? null : await redisCpuSeconds(options.redis),
+      };
       const counts = options.redis === undefined ? {} : await commandCounts(options.redis);
       const total = Object.values(counts).reduce((sum, n) => sum + n, 0);
       const serverMemory = server === undefined ? null : treeMemory(server.pid);
@@ -174,6 +201,9 @@ export async function runSystem(system: System, options: RunOptions): Promise<Le
         commands: Object.fromEntries(
           Object.entries(counts).map(([name, n]) => [name, n / result.calls]),
         ),
+        serverCpuUs: perCallUs(cpuBefore.server, cpuAfter.server, result.calls),
+        clientCpuUs: perCallUs(cpuBefore.client, cpuAfter.client, result.calls),
+        redisCpuUs: perCallUs(cpuBefore.redis, cpuAfter.redis, result.calls),
         serverPeak: serverMemory?.peak ?? null,
         clientPeak: clientMemory?.peak ?? null,
         serverRss: serverMemory?.rss ?? null,
