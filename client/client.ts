@@ -36,6 +36,7 @@ import {
   PrpcError,
 } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../server/logger.ts";
+import { type Timeout, timeouts } from "../protocol/timeouts.ts";
 import { createProxy, type RemoteApi, type UntypedApi } from "./proxy.ts";
 
 /** Options of {@linkcode Client.connect}. */
@@ -87,7 +88,7 @@ interface PendingCall {
   readonly funcName: string;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
+  readonly timeout: Timeout;
   readonly cleanup: (() => void) | undefined;
 }
 
@@ -352,7 +353,7 @@ export class Client {
     const call = this.#pending.get(messageId);
     if (call === undefined) return undefined;
     this.#pending.delete(messageId);
-    clearTimeout(call.timer);
+    call.timeout.cancel();
     if (this.#polled.delete(messageId) && this.#polled.size === 0) {
       this.#cancelPoll?.();
       this.#cancelPoll = undefined;
@@ -451,14 +452,14 @@ export class Client {
     }
     return new Promise((resolve, reject) => {
       const fail = (error: Error) => this.#take(messageId)?.reject(error);
-      const timer = setTimeout(() => {
+      const timeout = timeouts.start(timeoutMs, () => {
         fail(
           new CallTimeoutError(`no result from "${funcName}" within ${timeoutMs} ms`, {
             ...ids,
             timeoutMs,
           }),
         );
-      }, timeoutMs);
+      });
       let cleanup: (() => void) | undefined;
       if (signal !== undefined) {
         const onAbort = () =>
@@ -471,7 +472,7 @@ export class Client {
         signal.addEventListener("abort", onAbort, { once: true });
         cleanup = () => signal.removeEventListener("abort", onAbort);
       }
-      this.#pending.set(messageId, { funcName, resolve, reject, timer, cleanup });
+      this.#pending.set(messageId, { funcName, resolve, reject, timeout, cleanup });
       const sent = this.#broker.publish(this.#queue, this.#protocol, body);
       if (this.#protocol === "raw") sent.then(() => this.#watchResult(messageId), () => {});
       sent.catch((err) => {

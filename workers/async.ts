@@ -7,6 +7,7 @@
 
 import { WorkerTimeoutError } from "../protocol/errors.ts";
 import { type CallContext, runInCallContext } from "../server/call_context.ts";
+import { timeouts } from "../protocol/timeouts.ts";
 
 /** One function call to run. */
 export interface AsyncTask {
@@ -57,7 +58,7 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
   const { timeoutMs, controller } = task;
   return new Promise((resolve, reject) => {
     const finish = () => {
-      clearTimeout(timer);
+      timeout?.cancel();
       controller.signal.removeEventListener("abort", onAbort);
     };
     // Aborted from outside (the server stops): stop waiting, the caller is answered elsewhere.
@@ -65,7 +66,7 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
       finish();
       reject(controller.signal.reason);
     };
-    const timer = timeoutMs === null ? undefined : setTimeout(() => {
+    const timeout = timeoutMs === null ? undefined : timeouts.start(timeoutMs, () => {
       const error = new WorkerTimeoutError(
         `"${task.funcName}" did not finish within workerTimeoutMs (${timeoutMs} ms)`,
         { funcName: task.funcName, messageId: task.messageId },
@@ -73,7 +74,7 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
       finish();
       controller.abort(error);
       reject(error);
-    }, timeoutMs);
+    });
     controller.signal.addEventListener("abort", onAbort, { once: true });
     result.then(
       (value) => {

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
 import type { QueueKind } from "../../protocol/envelope.ts";
 import { isoTimestamp } from "../../protocol/envelope.ts";
 import { BrokerError } from "../../protocol/errors.ts";
@@ -45,6 +46,7 @@ import {
   runScript,
 } from "./scripts.ts";
 import type { RedisSettings } from "./settings.ts";
+import { type Completion, CompletionBatcher } from "./completions.ts";
 
 /** The consumer group every prpc (and PRPC) server of a queue reads in. */
 export const GROUP = "prpc_group_consumers";
@@ -172,6 +174,8 @@ export class StreamConsumer implements Subscription {
   readonly #failures = { read: 0, tick: 0, handBack: 0 };
   /** Removes the reconnect listeners. */
   readonly #stopListening: (() => void)[];
+  /** Completions made together, settled by one script run. */
+  readonly #completions = new CompletionBatcher((items) => this.#completeBatch(items));
 
   constructor(options: StreamConsumerOptions) {
     this.#commands = options.commands;
@@ -269,15 +273,29 @@ export class StreamConsumer implements Subscription {
     }
   }
 
-  /** Stores the result, pushes it to the caller, acknowledges and deletes the request. */
-  async complete(delivery: RedisDelivery, reply: Reply): Promise<void> {
-    await this.#run(COMPLETE, [this.#streams[delivery.kind], this.#resultKey(delivery, reply)], [
-      GROUP,
-      delivery.id,
-      reply.body,
-      this.#settings.resultTtlMs,
-      reply.replyTo ?? "",
-    ]);
+  /**
+   * Stores the result, pushes it to the caller, acknowledges and deletes the
+   * request, together with the other results finished in the same turn.
+   */
+  complete(delivery: RedisDelivery, reply: Reply): Promise<void> {
+    return this.#completions.add({
+      stream: this.#streams[delivery.kind],
+      id: delivery.id,
+      resultKey: this.#resultKey(delivery, reply),
+      body: reply.body,
+      replyTo: reply.replyTo ?? "",
+    });
+  }
+
+  /** Runs the `COMPLETE` script for a batch of completions. */
+  async #completeBatch(items: Completion[]): Promise<void> {
+    const keys: string[] = [];
+    const args: (string | number)[] = [GROUP, this.#settings.resultTtlMs];
+    for (const item of items) {
+      keys.push(item.stream, item.resultKey);
+      args.push(item.id, item.body, item.replyTo);
+    }
+    await this.#run(COMPLETE, keys, args);
   }
 
   /** Moves the request to the dead-letter stream, with an optional error result for the caller. */
@@ -599,6 +617,9 @@ export class StreamConsumer implements Subscription {
         this.#handedBackIn = undefined;
       }
       this.#acceptRead(reply);
+      // Let this turn's calls finish first: their results then leave before the next read,
+      // which a lone call's caller would otherwise wait behind.
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 

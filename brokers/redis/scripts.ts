@@ -14,7 +14,7 @@ import type { Redis } from "ioredis";
 export interface RedisScript {
   /** What it does, for messages (e.g. "hand back" a message). */
   readonly name: string;
-  /** Number of KEYS it takes. */
+  /** Number of KEYS it takes; 0 for a script that takes any number (given in pairs, say). */
   readonly keys: number;
   /** The Lua source. */
   readonly lua: string;
@@ -27,26 +27,44 @@ function script(name: string, keys: number, lua: string): RedisScript {
 }
 
 /**
- * Settles a request with its result. The result is stored before the request
- * is acknowledged, and a failed `SET` aborts the script before the `XACK`.
- * Running it twice stores and publishes the same result again, nothing more.
+ * Settles requests with their results, any number in one run (a server sends
+ * the results that finish together in one batch). Every result is stored (and
+ * published) before any request is acknowledged, and a failed `SET` aborts the
+ * script before the first `XACK`. Running it twice stores and publishes the
+ * same results again, nothing more.
  *
- * - KEYS[1] request stream, KEYS[2] result key
- * - ARGV[1] group, ARGV[2] entry id, ARGV[3] result body, ARGV[4] result TTL in ms,
- *   ARGV[5] inbox channel to publish the result to, or `""`
- * - Reply: 1 when the entry was pending, 0 when it was acknowledged before or its
- *   group is gone (Redis restarted empty)
+ * - KEYS: for each request i (from 1), KEYS[2i-1] its stream and KEYS[2i] its result key
+ * - ARGV[1] group, ARGV[2] result TTL in ms; then for each request i, from ARGV[3i]:
+ *   entry id, result body, inbox channel to publish the result to (or `""`)
+ * - Reply: how many entries were pending (0 for those acknowledged before, or whose
+ *   group is gone because Redis restarted empty)
  */
 export const COMPLETE: RedisScript = script(
   "complete",
-  2,
+  0,
   `
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-if ARGV[5] ~= '' then redis.call('PUBLISH', ARGV[5], ARGV[3]) end
-local acked = redis.pcall('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if type(acked) == 'number' then return acked end
-return 0
+local count = #KEYS / 2
+local ids = {}
+local streams = {}
+for i = 1, count do
+  local id, body, channel = ARGV[3 * i], ARGV[3 * i + 1], ARGV[3 * i + 2]
+  redis.call('SET', KEYS[2 * i], body, 'PX', ARGV[2])
+  if channel ~= '' then redis.call('PUBLISH', channel, body) end
+  local stream = KEYS[2 * i - 1]
+  if ids[stream] == nil then
+    ids[stream] = {}
+    streams[#streams + 1] = stream
+  end
+  local list = ids[stream]
+  list[#list + 1] = id
+end
+local acked = 0
+for _, stream in ipairs(streams) do
+  local n = redis.pcall('XACK', stream, ARGV[1], unpack(ids[stream]))
+  if type(n) == 'number' then acked = acked + n end
+  redis.call('XDEL', stream, unpack(ids[stream]))
+end
+return acked
 `,
 );
 
@@ -269,7 +287,7 @@ return 1
  *
  * @param redis The connection.
  * @param code The script.
- * @param keys Its KEYS (as many as `code.keys`).
+ * @param keys Its KEYS (as many as `code.keys`, where that is not 0).
  * @param args Its ARGV.
  * @returns The script's reply.
  */
@@ -280,9 +298,9 @@ export async function runScript(
   args: readonly (string | number)[],
 ): Promise<unknown> {
   try {
-    return await redis.evalsha(code.sha, code.keys, ...keys, ...args);
+    return await redis.evalsha(code.sha, keys.length, ...keys, ...args);
   } catch (err) {
     if (!(err instanceof Error && err.message.startsWith("NOSCRIPT"))) throw err;
-    return await redis.eval(code.lua, code.keys, ...keys, ...args);
+    return await redis.eval(code.lua, keys.length, ...keys, ...args);
   }
 }

@@ -1,0 +1,80 @@
+/**
+ * Results that finish together are settled together: a server's consumer
+ * gathers the completions made during one turn of the microtask queue (the
+ * calls of one read usually finish in the same turn) and settles them with one
+ * run of the `COMPLETE` script. One call alone is sent at once, in its own
+ * batch: batching adds no waiting.
+ *
+ * @module
+ */
+
+/** One request to settle with its result. */
+export interface Completion {
+  /** The request stream. */
+  stream: string;
+  /** The request's entry id. */
+  id: string;
+  /** Where the result is stored. */
+  resultKey: string;
+  /** The result's JSON text. */
+  body: string;
+  /** The caller's inbox channel, or `""`. */
+  replyTo: string;
+}
+
+interface Batch {
+  readonly items: Completion[];
+  readonly waiters: { resolve: () => void; reject: (error: unknown) => void }[];
+  sent: boolean;
+}
+
+/** Most completions settled by one script run (Lua's stack bounds a script's arguments). */
+export const MAX_BATCH = 256;
+
+/** Gathers completions into batches and settles each batch with `settle`. */
+export class CompletionBatcher {
+  readonly #settle: (items: Completion[]) => Promise<unknown>;
+  #open: Batch | undefined;
+
+  /**
+   * @param settle Settles a batch (runs the script); its failure fails every
+   *   completion of the batch.
+   */
+  constructor(settle: (items: Completion[]) => Promise<unknown>) {
+    this.#settle = settle;
+  }
+
+  /**
+   * Adds a completion to the batch of this turn.
+   *
+   * @param item The completion.
+   * @returns Resolves once its batch is settled.
+   */
+  add(item: Completion): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let batch = this.#open;
+      if (batch === undefined) {
+        const fresh: Batch = { items: [], waiters: [], sent: false };
+        this.#open = batch = fresh;
+        queueMicrotask(() => this.#send(fresh));
+      }
+      batch.items.push(item);
+      batch.waiters.push({ resolve, reject });
+      if (batch.items.length >= MAX_BATCH) this.#send(batch);
+    });
+  }
+
+  #send(batch: Batch): void {
+    if (this.#open === batch) this.#open = undefined;
+    if (batch.sent) return;
+    batch.sent = true;
+    this.#settle(batch.items).then(
+      () => {
+        for (const waiter of batch.waiters) waiter.resolve();
+      },
+      (err: unknown) => {
+        for (const waiter of batch.waiters) waiter.reject(err);
+      },
+    );
+  }
+}

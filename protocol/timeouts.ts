@@ -1,0 +1,133 @@
+/**
+ * Many timeouts on one timer. Every call has a time limit (the client's call
+ * timeout, the server's `workerTimeoutMs`, a broker command's reply limit), and
+ * starting a runtime timer for each costs more than the rest of a fast call's
+ * bookkeeping. Timeouts of one duration end in the order they started, so each
+ * duration keeps a linked list ordered by deadline: adding and cancelling are
+ * O(1), and one runtime timer waits for the earliest deadline of all lists.
+ *
+ * Internal: not part of the public API.
+ *
+ * @module
+ */
+
+/** A started timeout; {@linkcode Timeout.cancel} stops it. */
+export interface Timeout {
+  /** Stops the timeout; its callback will not run. Calling it again does nothing. */
+  cancel(): void;
+}
+
+class Entry implements Timeout {
+  prev: Entry | undefined;
+  next: Entry | undefined;
+  #list: TimeoutList | undefined;
+
+  constructor(
+    list: TimeoutList,
+    readonly at: number,
+    readonly callback: () => void,
+  ) {
+    this.#list = list;
+  }
+
+  cancel(): void {
+    const list = this.#list;
+    if (list === undefined) return;
+    this.#list = undefined;
+    list.remove(this);
+  }
+
+  /** Marks the entry ended, as the list removes it to run it. */
+  detach(): void {
+    this.#list = undefined;
+  }
+}
+
+/** Timeouts of one duration, oldest first. */
+class TimeoutList {
+  head: Entry | undefined;
+  tail: Entry | undefined;
+
+  constructor(readonly durationMs: number, readonly owner: Timeouts) {}
+
+  push(entry: Entry): void {
+    entry.prev = this.tail;
+    if (this.tail === undefined) this.head = entry;
+    else this.tail.next = entry;
+    this.tail = entry;
+  }
+
+  remove(entry: Entry): void {
+    if (entry.prev === undefined) this.head = entry.next;
+    else entry.prev.next = entry.next;
+    if (entry.next === undefined) this.tail = entry.prev;
+    else entry.next.prev = entry.prev;
+    entry.prev = entry.next = undefined;
+    if (this.head === undefined) this.owner.emptied(this);
+  }
+}
+
+/** A set of timeouts sharing one runtime timer. */
+export class Timeouts {
+  readonly #lists = new Map<number, TimeoutList>();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the runtime timer fires (`performance.now()` time), or `Infinity`. */
+  #timerAt = Infinity;
+
+  /**
+   * Starts a timeout.
+   *
+   * @param durationMs How long until `callback` runs, in milliseconds.
+   * @param callback What to run; it must not throw.
+   * @returns The handle to cancel it.
+   */
+  start(durationMs: number, callback: () => void): Timeout {
+    let list = this.#lists.get(durationMs);
+    if (list === undefined) {
+      list = new TimeoutList(durationMs, this);
+      this.#lists.set(durationMs, list);
+    }
+    const entry = new Entry(list, performance.now() + durationMs, callback);
+    list.push(entry);
+    if (entry.at < this.#timerAt) this.#schedule(entry.at);
+    return entry;
+  }
+
+  /** Called by a list that has become empty. */
+  emptied(list: TimeoutList): void {
+    this.#lists.delete(list.durationMs);
+    if (this.#lists.size > 0) return;
+    // Nothing left to wait for: no timer may keep the process (or a test) alive.
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  #schedule(at: number): void {
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, Math.ceil(at - performance.now())));
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = performance.now();
+    const due: Entry[] = [];
+    for (const list of [...this.#lists.values()]) {
+      while (list.head !== undefined && list.head.at <= now) {
+        const entry = list.head;
+        list.remove(entry);
+        entry.detach();
+        due.push(entry);
+      }
+    }
+    let next = Infinity;
+    for (const list of this.#lists.values()) next = Math.min(next, list.head!.at);
+    if (next < Infinity) this.#schedule(next);
+    for (const entry of due) entry.callback();
+  }
+}
+
+/** The timeouts of this process (client calls, worker time limits, broker commands). */
+export const timeouts: Timeouts = new Timeouts();
