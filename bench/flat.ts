@@ -10,11 +10,21 @@ import type { Redis } from "ioredis";
 import { type LevelReading, runSystem } from "./run_system.ts";
 import { BASELINE, type System } from "./systems.ts";
 
-/** Five rounds of 10,000 calls, all in flight at once. */
-export const FLAT_LEVELS: { inFlight: number; calls: number }[] = Array.from(
-  { length: 5 },
-  () => ({ inFlight: 10_000, calls: 10_000 }),
-);
+/** Calls in flight at once in the memory run. */
+export const FLAT_IN_FLIGHT = 10_000;
+
+/**
+ * The rounds of the memory run: 10,000 calls each, all in flight at once.
+ *
+ * @param rounds How many rounds.
+ * @returns The levels, as the contract spells them.
+ */
+export function flatLevels(rounds: number): { inFlight: number; calls: number }[] {
+  return Array.from(
+    { length: rounds },
+    () => ({ inFlight: FLAT_IN_FLIGHT, calls: FLAT_IN_FLIGHT }),
+  );
+}
 
 /** The memory run of one system. */
 export interface FlatRun {
@@ -34,7 +44,13 @@ export interface FlatRun {
  */
 export async function runFlat(
   systems: System[],
-  options: { env: Record<string, string>; redis: Redis; cwd: string; flush: boolean },
+  options: {
+    env: Record<string, string>;
+    redis: Redis;
+    cwd: string;
+    flush: boolean;
+    rounds: number;
+  },
 ): Promise<FlatRun[]> {
   const chosen = systems.filter((s) => s.name === BASELINE || s.name === "floor-ioredis");
   const runs: FlatRun[] = [];
@@ -42,7 +58,7 @@ export async function runFlat(
     console.error(`== ${system.name}, memory with 10,000 calls in flight`);
     try {
       const readings = await runSystem(system, {
-        levels: FLAT_LEVELS,
+        levels: flatLevels(options.rounds),
         warmup: 0,
         env: { ...options.env, BENCH_QUEUE: `bench_flat_${system.name}_${Date.now()}` },
         redis: options.redis,

@@ -13,7 +13,8 @@
  * - `--levels 1:2000,64:20000,256:20000` calls in flight : calls measured
  * - `--warmup N` warm-up calls before each level (default 1000)
  * - `--only a,b` run only these systems (names as in the report)
- * - `--no-flat` skip the memory run with 10,000 calls in flight
+ * - `--flat-rounds N` rounds of the memory run with 10,000 calls in flight (default 20)
+ * - `--no-flat` skip the memory run
  * - `--no-write` print only
  *
  * Environment: `PRPC_BENCH_REDIS_URL` (default: a `redis-server` of its own on
@@ -25,7 +26,7 @@
 
 import { Redis } from "ioredis";
 import { RedisTestServer } from "../tests/support/redis_server.ts";
-import { FLAT_LEVELS, runFlat } from "./flat.ts";
+import { FLAT_IN_FLIGHT, runFlat } from "./flat.ts";
 import { type Environment, renderReport, type SystemRuns, writeReport } from "./report.ts";
 import { type LevelReading, runSystem } from "./run_system.ts";
 import { allSystems, type System } from "./systems.ts";
@@ -162,10 +163,11 @@ for (let rep = 0; rep < reps; rep++) {
 const flat = Deno.args.includes("--no-flat") || (only !== undefined && !only.includes("flat"))
   ? undefined
   : await runFlat(systems, {
-    env: { ...baseEnv, BENCH_CONCURRENCY: String(FLAT_LEVELS[0]!.inFlight) },
+    env: { ...baseEnv, BENCH_CONCURRENCY: String(FLAT_IN_FLIGHT) },
     redis,
     cwd: root,
     flush: ownRedis !== undefined,
+    rounds: Number(option("flat-rounds") ?? 20),
   });
 
 const environment: Environment = {

@@ -5,6 +5,10 @@
  * run of the `COMPLETE` script. One call alone is sent at once, in its own
  * batch: batching adds no waiting.
  *
+ * While the consumer's reader is about to read again, it takes the batch and
+ * sends it on its own connection just before the read, in the same write; a
+ * batch it does not take by the end of the turn is sent the usual way.
+ *
  * @module
  */
 
@@ -22,6 +26,8 @@ export interface Completion {
   replyTo: string;
 }
 
+import { setImmediate } from "node:timers";
+
 interface Batch {
   readonly items: Completion[];
   readonly waiters: { resolve: () => void; reject: (error: unknown) => void }[];
@@ -34,14 +40,31 @@ export const MAX_BATCH = 256;
 /** Gathers completions into batches and settles each batch with `settle`. */
 export class CompletionBatcher {
   readonly #settle: (items: Completion[]) => Promise<unknown>;
+  readonly #held: () => boolean;
   #open: Batch | undefined;
 
   /**
    * @param settle Settles a batch (runs the script); its failure fails every
    *   completion of the batch.
+   * @param held Whether a batch opened now waits for {@linkcode CompletionBatcher.flush}
+   *   until the end of the turn, instead of being sent after this turn's microtasks.
    */
-  constructor(settle: (items: Completion[]) => Promise<unknown>) {
+  constructor(
+    settle: (items: Completion[]) => Promise<unknown>,
+    held: () => boolean = () => false,
+  ) {
     this.#settle = settle;
+    this.#held = held;
+  }
+
+  /**
+   * Sends the batch being gathered now, if any.
+   *
+   * @param settle How to settle it, instead of the usual way.
+   */
+  flush(settle: (items: Completion[]) => Promise<unknown>): void {
+    const batch = this.#open;
+    if (batch !== undefined) this.#send(batch, settle);
   }
 
   /**
@@ -56,7 +79,8 @@ export class CompletionBatcher {
       if (batch === undefined) {
         const fresh: Batch = { items: [], waiters: [], sent: false };
         this.#open = batch = fresh;
-        queueMicrotask(() => this.#send(fresh));
+        if (this.#held()) setImmediate(() => this.#send(fresh));
+        else queueMicrotask(() => this.#send(fresh));
       }
       batch.items.push(item);
       batch.waiters.push({ resolve, reject });
@@ -64,11 +88,11 @@ export class CompletionBatcher {
     });
   }
 
-  #send(batch: Batch): void {
+  #send(batch: Batch, settle = this.#settle): void {
     if (this.#open === batch) this.#open = undefined;
     if (batch.sent) return;
     batch.sent = true;
-    this.#settle(batch.items).then(
+    settle(batch.items).then(
       () => {
         for (const waiter of batch.waiters) waiter.resolve();
       },

@@ -143,6 +143,24 @@ export class RedisConnection {
   }
 
   /**
+   * Runs `send`, which sends commands, and writes them out in one write
+   * (commands pipelined on one connection reach Redis together).
+   *
+   * @param send Sends the commands.
+   * @returns What `send` returns.
+   */
+  together<T>(send: () => T): T {
+    const socket = this.redis.stream as unknown as { cork?(): void; uncork(): void } | undefined;
+    if (socket?.cork === undefined || this.#corked !== undefined) return send();
+    socket.cork();
+    try {
+      return send();
+    } finally {
+      socket.uncork();
+    }
+  }
+
+  /**
    * While earlier commands still wait for their replies, holds the socket's
    * writes until the end of this event-loop turn, so that the commands given
    * during a busy turn leave in one write (one system call) instead of one

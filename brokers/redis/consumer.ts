@@ -175,7 +175,12 @@ export class StreamConsumer implements Subscription {
   /** Removes the reconnect listeners. */
   readonly #stopListening: (() => void)[];
   /** Completions made together, settled by one script run. */
-  readonly #completions = new CompletionBatcher((items) => this.#completeBatch(items));
+  readonly #completions = new CompletionBatcher(
+    (items) => this.#completeBatch(items),
+    () => this.#betweenReads,
+  );
+  /** A read's reply came, and the next read is about to be sent: completions can go with it. */
+  #betweenReads = false;
 
   constructor(options: StreamConsumerOptions) {
     this.#commands = options.commands;
@@ -289,13 +294,21 @@ export class StreamConsumer implements Subscription {
 
   /** Runs the `COMPLETE` script for a batch of completions. */
   async #completeBatch(items: Completion[]): Promise<void> {
-    const keys: string[] = [];
-    const args: (string | number)[] = [GROUP, this.#settings.resultTtlMs];
-    for (const item of items) {
-      keys.push(item.stream, item.resultKey);
-      args.push(item.id, item.body, item.replyTo);
+    await this.#run(COMPLETE, ...completeArguments(items, this.#settings.resultTtlMs));
+  }
+
+  /**
+   * Runs the `COMPLETE` script on the reading connection, written together with
+   * the read that follows it; should that fail, the usual way.
+   */
+  async #completeBatchBeforeRead(items: Completion[]): Promise<void> {
+    const [keys, args] = completeArguments(items, this.#settings.resultTtlMs);
+    try {
+      await this.#blocking.send((redis) => runScript(redis, COMPLETE, keys, args));
+    } catch {
+      // Cut off with the reading connection, say: the script may run again without harm.
+      await this.#run(COMPLETE, keys, args);
     }
-    await this.#run(COMPLETE, keys, args);
   }
 
   /** Moves the request to the dead-letter stream, with an optional error result for the caller. */
@@ -588,29 +601,34 @@ export class StreamConsumer implements Subscription {
       try {
         await this.#learnBlockingClient();
         sent = Date.now();
-        reply = await this.#blocking.send((redis) =>
-          redis.call(
-            "XREADGROUP",
-            "GROUP",
-            GROUP,
-            this.#name,
-            "COUNT",
-            free,
-            "BLOCK",
-            BLOCK_MS,
-            "STREAMS",
-            this.#streams.native,
-            this.#streams.raw,
-            ">",
-            ">",
-          )
-        );
+        this.#betweenReads = false;
+        reply = await this.#blocking.together(() => {
+          this.#completions.flush((items) => this.#completeBatchBeforeRead(items));
+          return this.#blocking.send((redis) =>
+            redis.call(
+              "XREADGROUP",
+              "GROUP",
+              GROUP,
+              this.#name,
+              "COUNT",
+              free,
+              "BLOCK",
+              BLOCK_MS,
+              "STREAMS",
+              this.#streams.native,
+              this.#streams.raw,
+              ">",
+              ">",
+            )
+          );
+        });
       } catch (err) {
         if (!this.#open) return;
         await this.#readFailed(err);
         continue;
       }
       this.#failures.read = 0;
+      this.#betweenReads = true;
       if (reply === null && Date.now() - sent >= BLOCK_MS + BLOCKING_GRACE_MS) {
         // ioredis gave up waiting: a reply that comes later is thrown away, and the entries it
         // carries stay pending for this consumer. Hand them back before reading again.
@@ -857,6 +875,20 @@ export class StreamConsumer implements Subscription {
       this.#pump();
     }
   }
+}
+
+/** KEYS and ARGV of the `COMPLETE` script for a batch. */
+function completeArguments(
+  items: Completion[],
+  resultTtlMs: number,
+): [string[], (string | number)[]] {
+  const keys: string[] = [];
+  const args: (string | number)[] = [GROUP, resultTtlMs];
+  for (const item of items) {
+    keys.push(item.stream, item.resultKey);
+    args.push(item.id, item.body, item.replyTo);
+  }
+  return [keys, args];
 }
 
 /** The field-value pairs of a stream entry (the first of repeated fields wins). */
