@@ -153,9 +153,11 @@ export class RedisConnection {
     const socket = this.redis.stream as unknown as { cork?(): void; uncork(): void } | undefined;
     if (socket?.cork === undefined || this.#corked !== undefined) return send();
     socket.cork();
+    this.#corked = socket; // no second, later uncork for the commands sent now
     try {
       return send();
     } finally {
+      this.#corked = undefined;
       socket.uncork();
     }
   }
