@@ -3,7 +3,9 @@
  * runs one call at a time; the server sends a {@linkcode CallRequest} and the
  * worker answers with a {@linkcode CallOutcome}, or tells it is going down with
  * a {@linkcode CrashNotice}. Once it has loaded the function's module, it says
- * so with a {@linkcode ReadyNotice}.
+ * so with a {@linkcode ReadyNotice}. A `thread` worker first gets a
+ * {@linkcode ThreadStart}, and most of its calls and outcomes then cross
+ * through shared memory instead.
  *
  * @module
  */
@@ -61,3 +63,11 @@ export interface CrashNotice {
 
 /** What a worker sends to the server. */
 export type WorkerMessage = CallOutcome | CrashNotice | ReadyNotice;
+
+/** What the server sends a `thread` worker first: the memory they share. */
+export interface ThreadStart {
+  /** Shared memory for calls and outcomes (see `thread_buffer.ts`). */
+  buffer: SharedArrayBuffer;
+  /** The state of the server's spin policy (see `spin_policy.ts`). */
+  spin: SharedArrayBuffer;
+}

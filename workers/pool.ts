@@ -14,6 +14,7 @@ import {
   WorkerCrashedError,
   WorkerTimeoutError,
 } from "../protocol/errors.ts";
+import { type Timeout, timeouts } from "../protocol/timeouts.ts";
 import type { Logger } from "../server/logger.ts";
 import type { WorkerHandle, WorkerSpec } from "./handle.ts";
 import type { CallOutcome, CallRequest, ThrownError } from "./messages.ts";
@@ -61,6 +62,8 @@ export class WorkerPool {
   readonly #idle = new Map<string, WorkerHandle[]>();
   readonly #waiters: Waiter[] = [];
   readonly #ending = new Set<Promise<void>>();
+  /** Workers known to have loaded their module: their calls skip the start limit. */
+  readonly #ready = new WeakSet<WorkerHandle>();
   #nextId = 1;
   #closed = false;
 
@@ -128,31 +131,19 @@ export class WorkerPool {
     return new Promise((resolve, reject) => {
       const ids = { funcName: request.funcName, messageId: request.messageId };
       let settled = false;
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let limit: Timeout | undefined;
       const finish = () => {
         settled = true;
-        clearTimeout(startTimer);
-        clearTimeout(timer);
+        limit?.cancel();
         signal.removeEventListener("abort", onAbort);
       };
       const onAbort = () => {
         finish();
         reject(signal.reason);
       };
-      const startTimer = setTimeout(() => {
-        finish();
-        reject(
-          new WorkerCrashedError(
-            `the ${handle.spec.type} worker for "${request.funcName}" did not load its module ` +
-              `within ${WORKER_START_LIMIT_MS} ms`,
-            ids,
-          ),
-        );
-      }, WORKER_START_LIMIT_MS);
-      handle.ready.then(() => {
-        clearTimeout(startTimer);
-        if (settled || timeoutMs === null) return;
-        timer = setTimeout(() => {
+      const limitRun = () => {
+        if (timeoutMs === null) return;
+        limit = timeouts.start(timeoutMs, () => {
           finish();
           reject(
             new WorkerTimeoutError(
@@ -161,8 +152,27 @@ export class WorkerPool {
               ids,
             ),
           );
-        }, timeoutMs);
-      });
+        });
+      };
+      if (this.#ready.has(handle)) {
+        limitRun();
+      } else {
+        limit = timeouts.start(WORKER_START_LIMIT_MS, () => {
+          finish();
+          reject(
+            new WorkerCrashedError(
+              `the ${handle.spec.type} worker for "${request.funcName}" did not load its module ` +
+                `within ${WORKER_START_LIMIT_MS} ms`,
+              ids,
+            ),
+          );
+        });
+        handle.ready.then(() => {
+          if (settled) return;
+          limit?.cancel();
+          limitRun();
+        });
+      }
       signal.addEventListener("abort", onAbort, { once: true });
       handle.run(request).then(
         (outcome) => {
@@ -275,6 +285,7 @@ export class WorkerPool {
   #startNew(spec: WorkerSpec): WorkerHandle {
     const handle = this.#start(spec);
     this.#live.add(handle);
+    handle.ready.then(() => this.#ready.add(handle));
     handle.ended.then((reason) => {
       this.#endReasons.set(handle, reason);
       // A worker can die after answering (a timer of the function threw, say):

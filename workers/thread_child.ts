@@ -1,28 +1,31 @@
 /**
  * Inside a `thread` worker (a Web Worker): answers the server's calls against
  * one module's exports. Loaded by the worker's entry script after
- * {@link ./thread_guard.ts} and the function's module.
+ * {@link ./thread_guard.ts} and the function's module. Calls come by message
+ * or through the buffer the server shares ({@link ./thread_buffer.ts}).
  *
  * @module
  */
 
 import { runCall } from "./call_runner.ts";
-import type { CallOutcome, CallRequest, WorkerMessage } from "./messages.ts";
+import type { CallOutcome, CallRequest, ThreadStart, WorkerMessage } from "./messages.ts";
+import { WorkerEnd } from "./thread_buffer.ts";
 
 interface WorkerScope {
   postMessage(message: WorkerMessage): void;
-  onmessage: ((event: MessageEvent<CallRequest>) => void) | null;
+  onmessage: ((event: MessageEvent<CallRequest | ThreadStart>) => void) | null;
 }
 
 /**
- * Serves calls posted by the server, one at a time.
+ * Serves calls from the server, one at a time. Says it is ready once it has
+ * the server's buffer.
  *
  * @param exports The function's module namespace.
  */
 export function serveThreadCalls(exports: Record<string, unknown>): void {
   const scope = globalThis as unknown as WorkerScope;
-  scope.onmessage = async (event) => {
-    const outcome = await runCall(exports, event.data);
+  let buffer: WorkerEnd | undefined;
+  const post = (outcome: CallOutcome) => {
     try {
       scope.postMessage(outcome);
     } catch (err) {
@@ -30,7 +33,25 @@ export function serveThreadCalls(exports: Record<string, unknown>): void {
       scope.postMessage(uncloneable(outcome, err));
     }
   };
-  scope.postMessage({ ready: true });
+  const serve = async (end: WorkerEnd, first: CallRequest) => {
+    let request: CallRequest | undefined = first;
+    while (request !== undefined) {
+      end.answer(await runCall(exports, request), post);
+      request = end.listen();
+    }
+  };
+  scope.onmessage = (event) => {
+    const message = event.data;
+    if ("buffer" in message) {
+      buffer = new WorkerEnd(message.buffer, message.spin);
+      scope.postMessage({ ready: true });
+      return;
+    }
+    // The server posts calls only after the buffer.
+    const end = buffer!;
+    end.tookPosted();
+    void serve(end, message);
+  };
 }
 
 /** The outcome to send instead of one structured clone cannot carry. */
