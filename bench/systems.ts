@@ -33,15 +33,33 @@ const DENO = [Deno.execPath(), "run", "--allow-all", "--quiet"];
 const prpcServer = [...DENO, "bench/systems/prpc_server.ts"];
 const prpcClient = [...DENO, "bench/systems/prpc_client.ts"];
 
+/**
+ * `maxWorkers` of the `thread` and `process` servers. Their pools hold one
+ * worker (an isolate, a subprocess) per call running, and hundreds of them on
+ * two cores is no configuration anyone runs: calls beyond these wait their turn.
+ */
+export const POOLED_MAX_WORKERS = 8;
+
 function prpc(worker: string, transport: "redis" | "amqp" | "kafka", label: string): System {
+  const pooled = worker !== "async";
   return {
     name: `prpc-${worker}-${transport}`,
-    description: `prpc over ${label}, \`${worker}\` worker`,
+    description: `prpc over ${label}, \`${worker}\` worker${
+      pooled
+        ? ` (maxWorkers ${POOLED_MAX_WORKERS}, so at most that many ${
+          worker === "thread" ? "Web Workers" : "subprocesses"
+        })`
+        : ""
+    }`,
     delivery: "at-least-once",
     transport,
     server: prpcServer,
     client: prpcClient,
-    env: { BENCH_BROKER: transport, BENCH_WORKER: worker },
+    env: {
+      BENCH_BROKER: transport,
+      BENCH_WORKER: worker,
+      ...(pooled ? { BENCH_MAX_WORKERS: String(POOLED_MAX_WORKERS) } : {}),
+    },
   };
 }
 

@@ -16,7 +16,8 @@ const app = new AppServer({
   broker,
   url: brokerUrl(broker),
   queue: env("BENCH_QUEUE"),
-  maxWorkers: Number(env("BENCH_CONCURRENCY")),
+  // thread and process pools hold one worker per call running: their systems cap it.
+  maxWorkers: Number(Deno.env.get("BENCH_MAX_WORKERS") ?? env("BENCH_CONCURRENCY")),
   handleSignals: false,
   logger: consoleLogger("warn"),
 });
