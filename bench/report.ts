@@ -344,4 +344,6 @@ export async function writeReport(path: string, report: string): Promise<void> {
   const from = text.indexOf(START) + START.length;
   const to = text.indexOf(END);
   await Deno.writeTextFile(path, `${text.slice(0, from)}\n${report}\n${text.slice(to)}`);
+  // The repository's formatter owns the layout of its Markdown (its gates check it).
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", path] }).output();
 }
