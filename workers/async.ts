@@ -49,12 +49,15 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
     deadline: task.deadline,
   };
   if (task.controller.signal.aborted) return Promise.reject(task.controller.signal.reason);
-  let result: Promise<unknown>;
+  let returned: unknown;
   try {
-    result = Promise.resolve(runInCallContext(context, () => task.fn(...task.args)));
+    returned = runInCallContext(context, () => task.fn(...task.args));
   } catch (err) {
     return Promise.reject(err);
   }
+  // A function that returned a value has finished: no time limit is left to watch.
+  if (!isThenable(returned)) return Promise.resolve(returned);
+  const result = Promise.resolve(returned);
   const { timeoutMs, controller } = task;
   return new Promise((resolve, reject) => {
     const finish = () => {
@@ -87,4 +90,11 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
       },
     );
   });
+}
+
+/** Whether a value is a promise or another thenable (which `await` would wait for). */
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  if (value instanceof Promise) return true;
+  return (typeof value === "object" && value !== null || typeof value === "function") &&
+    typeof (value as { then?: unknown }).then === "function";
 }
