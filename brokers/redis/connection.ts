@@ -16,7 +16,6 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
 import { Redis } from "ioredis";
 import { BrokerError } from "../../protocol/errors.ts";
 import type { Logger } from "../../server/logger.ts";
@@ -163,20 +162,19 @@ export class RedisConnection {
   }
 
   /**
-   * While earlier commands still wait for their replies, holds the socket's
-   * writes until the end of this event-loop turn, so that the commands given
-   * during a busy turn leave in one write (one system call) instead of one
-   * each. A command sent on an idle connection is written at once: batching
-   * never delays a lone call.
+   * Holds the socket's writes until the microtasks queued so far have run, so
+   * that the commands given together (the calls a burst of results set going,
+   * say) leave in one write, one system call, instead of one each. A lone
+   * command is written before the event loop's next turn: nothing waits for a
+   * timer or for I/O.
    */
   #coalesceWrites(): void {
-    // This command's own entry is in #unanswered already.
-    if (this.#corked !== undefined || this.#unanswered.size < 2) return;
+    if (this.#corked !== undefined) return;
     const socket = this.redis.stream as unknown as { cork?(): void; uncork(): void } | undefined;
     if (socket?.cork === undefined || this.redis.status !== "ready") return;
     socket.cork();
     this.#corked = socket;
-    setImmediate(() => {
+    queueMicrotask(() => {
       this.#corked = undefined;
       socket.uncork();
     });
