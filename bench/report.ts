@@ -50,18 +50,20 @@ export function median(values: number[]): number {
 }
 
 /** Medians of one system at one level. */
-interface Summary {
-  callsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  commandsPerCall: number | null;
-  commands: Record<string, number>;
-  serverPeak: number | null;
-  clientPeak: number | null;
-  serverCpuUs: number | null;
-  clientCpuUs: number | null;
-  redisCpuUs: number | null;
-}
+type Summary =
+  & Pick<
+    LevelReading,
+    | "p50Ms"
+    | "p99Ms"
+    | "commandsPerCall"
+    | "commands"
+    | "serverPeak"
+    | "clientPeak"
+    | "serverCpuUs"
+    | "clientCpuUs"
+    | "redisCpuUs"
+  >
+  & { callsPerSecond: number };
 
 function summarize(runs: LevelReading[][], level: number): Summary | undefined {
   const readings = runs.map((run) => run[level]).filter((r): r is LevelReading => r !== undefined);

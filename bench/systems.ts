@@ -63,6 +63,24 @@ function prpc(worker: string, transport: "redis" | "amqp" | "kafka", label: stri
   };
 }
 
+/** A peer on Node.js: `bench/peers/{name}_server.mjs` and `..._client.mjs`. */
+function peer(
+  node: string,
+  name: string,
+  description: string,
+  delivery: System["delivery"],
+): System {
+  return {
+    name,
+    description,
+    delivery,
+    transport: "redis",
+    server: [node, `bench/peers/${name}_server.mjs`],
+    client: [node, `bench/peers/${name}_client.mjs`],
+    env: {},
+  };
+}
+
 /**
  * Every system the benchmark knows, in report order.
  *
@@ -95,23 +113,17 @@ export function allSystems(node: string): System[] {
       client: [...DENO, "bench/systems/floor_client.ts"],
       env: {},
     },
-    {
-      name: "bullmq",
-      description: "BullMQ on Node.js: `queue.add` + `job.waitUntilFinished`",
-      delivery: "at-least-once",
-      transport: "redis",
-      server: [node, "bench/peers/bullmq_server.mjs"],
-      client: [node, "bench/peers/bullmq_client.mjs"],
-      env: {},
-    },
-    {
-      name: "moleculer",
-      description: "Moleculer on Node.js with its Redis transporter (pub/sub)",
-      delivery: "at-most-once",
-      transport: "redis",
-      server: [node, "bench/peers/moleculer_server.mjs"],
-      client: [node, "bench/peers/moleculer_client.mjs"],
-      env: {},
-    },
+    peer(
+      node,
+      "bullmq",
+      "BullMQ on Node.js: `queue.add` + `job.waitUntilFinished`",
+      "at-least-once",
+    ),
+    peer(
+      node,
+      "moleculer",
+      "Moleculer on Node.js with its Redis transporter (pub/sub)",
+      "at-most-once",
+    ),
   ];
 }
