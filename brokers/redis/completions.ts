@@ -12,6 +12,8 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
+
 /** One request to settle with its result. */
 export interface Completion {
   /** The request stream. */
@@ -25,8 +27,6 @@ export interface Completion {
   /** The caller's inbox channel, or `""`. */
   replyTo: string;
 }
-
-import { setImmediate } from "node:timers";
 
 interface Batch {
   readonly items: Completion[];

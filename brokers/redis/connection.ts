@@ -64,7 +64,7 @@ export class RedisConnection {
   readonly #onReconnect = new Set<() => void>();
   #sessions = 0;
   #up = false;
-  /** The socket whose writes are held until the end of this event-loop turn, if any. */
+  /** The socket whose writes are held until the queued microtasks have run, if any. */
   #corked: { uncork(): void } | undefined;
 
   constructor(redis: Redis) {

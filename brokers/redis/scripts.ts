@@ -14,16 +14,14 @@ import type { Redis } from "ioredis";
 export interface RedisScript {
   /** What it does, for messages (e.g. "hand back" a message). */
   readonly name: string;
-  /** Number of KEYS it takes; 0 for a script that takes any number (given in pairs, say). */
-  readonly keys: number;
   /** The Lua source. */
   readonly lua: string;
   /** SHA-1 of the source, hex. */
   readonly sha: string;
 }
 
-function script(name: string, keys: number, lua: string): RedisScript {
-  return { name, keys, lua, sha: createHash("sha1").update(lua).digest("hex") };
+function script(name: string, lua: string): RedisScript {
+  return { name, lua, sha: createHash("sha1").update(lua).digest("hex") };
 }
 
 /**
@@ -41,7 +39,6 @@ function script(name: string, keys: number, lua: string): RedisScript {
  */
 export const COMPLETE: RedisScript = script(
   "complete",
-  0,
   `
 local count = #KEYS / 2
 local ids = {}
@@ -82,7 +79,6 @@ return acked
  */
 export const DEAD_LETTER: RedisScript = script(
   "set aside",
-  3,
   `
 if ARGV[8] ~= '' then
   redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[9])
@@ -111,7 +107,6 @@ return id
  */
 export const RELEASE: RedisScript = script(
   "hand back",
-  1,
   `
 local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if type(pending) ~= 'table' or pending.err or #pending == 0 or pending[1][2] ~= ARGV[2] then
@@ -136,7 +131,6 @@ return id
  */
 export const HEARTBEAT: RedisScript = script(
   "re-claim",
-  1,
   `
 local lost = {}
 for i = 3, #ARGV do
@@ -170,7 +164,6 @@ return lost
  */
 export const RECOVER: RedisScript = script(
   "take over",
-  1,
   `
 local held = {}
 for i = 5, #ARGV do held[ARGV[i]] = true end
@@ -220,7 +213,6 @@ return taken
  */
 export const HAND_BACK: RedisScript = script(
   "hand back lost",
-  1,
   `
 local held = {}
 for i = 4, #ARGV do held[ARGV[i]] = true end
@@ -273,7 +265,6 @@ return count
  */
 export const LEAVE: RedisScript = script(
   "leave the group",
-  1,
   `
 local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
 if type(pending) ~= 'table' or pending.err or #pending > 0 then return 0 end
@@ -287,7 +278,7 @@ return 1
  *
  * @param redis The connection.
  * @param code The script.
- * @param keys Its KEYS (as many as `code.keys`, where that is not 0).
+ * @param keys Its KEYS, as its documentation lists them.
  * @param args Its ARGV.
  * @returns The script's reply.
  */
