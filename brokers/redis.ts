@@ -31,7 +31,8 @@
  * `heartbeatIntervalMs` (`PRPC_REDIS_HEARTBEAT_INTERVAL_SEC`, 15 s),
  * `recoverIntervalMs` (`PRPC_REDIS_RECOVER_INTERVAL_SEC`, 45 s; must be longer
  * than the heartbeat interval, and a warning is logged below twice the
- * heartbeat), `deadLetterLimit` (10000) and `maxMessageBytes` (16 MiB).
+ * heartbeat), `deadLetterLimit` (10000), `maxMessageBytes` (16 MiB) and
+ * `readCount` (32, the most entries one read takes).
  * `docs/PROTOCOL.md` describes every key and field.
  *
  * @example A server and a client (needs a Redis server on localhost)

@@ -533,19 +533,21 @@ export class AppServer {
       settling: false,
     };
     this.#inFlight.set(delivery, running);
-    running.done = this.#handle(delivery, running)
-      .catch((err) => {
-        const error = err instanceof Error ? err.message : String(err);
-        // A message handed back while stopping is settled already: nothing went wrong.
-        if (running.handedBack) this.#logger.debug("a handed-back message ended", { error });
-        else {this.#logger.error("cannot settle a message; the broker will deliver it again", {
-            error,
-          });}
-      })
-      .finally(() => {
-        this.#inFlight.delete(delivery);
-        if (this.#inFlight.size === 0) this.#drained?.();
-      });
+    const ended = () => {
+      this.#inFlight.delete(delivery);
+      if (this.#inFlight.size === 0) this.#drained?.();
+    };
+    running.done = this.#handle(delivery, running).then(ended, (err: unknown) => {
+      const error = err instanceof Error ? err.message : String(err);
+      // A message handed back while stopping is settled already: nothing went wrong.
+      if (running.handedBack) this.#logger.debug("a handed-back message ended", { error });
+      else {
+        this.#logger.error("cannot settle a message; the broker will deliver it again", {
+          error,
+        });
+      }
+      ended();
+    });
   }
 
   async #handle(delivery: Delivery, running: InFlight): Promise<void> {

@@ -274,6 +274,30 @@ redisTest(
   },
 );
 
+redisTest("one read takes at most readCount requests, however many places are free", async (s) => {
+  const client = await s.client();
+  // Queued before any server runs: the first read could take them all.
+  const calls = Array.from({ length: 20 }, (_, i) => client.call("count", [i]));
+  await waitFor(async () => (await s.plain.redis.xlen(`prpc_${s.queue}`)) === 20, "20 requests");
+  // The requests of one read start in one synchronous turn; a microtask ends the turn.
+  const turns: number[] = [];
+  let inTurn = 0;
+  await s.server((app) =>
+    app.register("count", (i: number) => {
+      if (inTurn++ === 0) {
+        queueMicrotask(() => {
+          turns.push(inTurn);
+          inTurn = 0;
+        });
+      }
+      return i;
+    }), { maxWorkers: 50, brokerSettings: { ...FAST, readCount: 6 } });
+  assertEquals(await Promise.all(calls), Array.from({ length: 20 }, (_, i) => i));
+  assertEquals(turns.reduce((sum, n) => sum + n, 0), 20);
+  assertEquals(turns[0], 6, `turns: ${turns}`);
+  assert(turns.every((n) => n <= 6), `turns: ${turns}`);
+});
+
 redisTest("the dead-letter stream keeps about deadLetterLimit entries", async (s) => {
   await s.server(() => {}, { brokerSettings: { ...FAST, deadLetterLimit: 10 } });
   const pipeline = s.plain.redis.pipeline();

@@ -57,6 +57,7 @@ Deno.test("redis settings: brokerSettings in ms win; unknown keys and bad values
       recoverIntervalMs: "400",
       deadLetterLimit: 5,
       maxMessageBytes: 2048,
+      readCount: 7,
       ignored: undefined,
     }),
     {
@@ -65,6 +66,7 @@ Deno.test("redis settings: brokerSettings in ms win; unknown keys and bad values
       recoverIntervalMs: 400,
       deadLetterLimit: 5,
       maxMessageBytes: 2048,
+      readCount: 7,
     },
   );
   assertEquals(readRedisSettings({ maxMessageBytes: 2 ** 40 }).maxMessageBytes, 512 * 1024 * 1024);
@@ -143,6 +145,7 @@ Deno.test("redis settings: PRPC_REDIS_* variables in seconds, and PRPC's default
     recoverIntervalMs: 45_000,
     deadLetterLimit: 10_000,
     maxMessageBytes: 16 * 1024 * 1024,
+    readCount: 32,
   });
   const run = await settingsFromEnv({
     PRPC_REDIS_EXPIRE_MESSAGE_FEEDBACK_SEC: "60",

@@ -257,25 +257,33 @@ export class StreamConsumer implements Subscription {
   }
 
   /** Frees the delivery's place, then runs its settling script; it stays held until the script ends. */
-  async settle(delivery: RedisDelivery, work: () => Promise<void>): Promise<void> {
+  settle(delivery: RedisDelivery, work: () => Promise<void>): Promise<void> {
     if (this.#stopped) {
-      throw new BrokerError(
-        "Cannot settle a delivery after its Redis connection was closed; it will be delivered again",
+      return Promise.reject(
+        new BrokerError(
+          "Cannot settle a delivery after its Redis connection was closed; it will be delivered again",
+        ),
       );
     }
     if (delivery.handedOut) this.#handedOut--;
     this.#schedulePump();
     this.#wakeReader?.();
-    const key = this.#key(delivery.kind, delivery.id);
-    const settling = work().finally(() => {
-      if (this.#unsettled.get(key) === delivery) this.#unsettled.delete(key);
-    });
+    const settling: Promise<void> = work().then(
+      () => this.#settled(delivery, settling),
+      (err: unknown) => {
+        this.#settled(delivery, settling);
+        throw err;
+      },
+    );
     this.#settling.add(settling);
-    try {
-      await settling;
-    } finally {
-      this.#settling.delete(settling);
-    }
+    return settling;
+  }
+
+  /** A settling script ended: the delivery is no longer held. */
+  #settled(delivery: RedisDelivery, settling: Promise<void>): void {
+    this.#settling.delete(settling);
+    const key = this.#key(delivery.kind, delivery.id);
+    if (this.#unsettled.get(key) === delivery) this.#unsettled.delete(key);
   }
 
   /**
@@ -611,7 +619,7 @@ export class StreamConsumer implements Subscription {
               GROUP,
               this.#name,
               "COUNT",
-              free,
+              Math.min(free, this.#settings.readCount),
               "BLOCK",
               BLOCK_MS,
               "STREAMS",
@@ -712,9 +720,18 @@ export class StreamConsumer implements Subscription {
     fields: unknown,
     deliveries: number,
   ): RedisDelivery | undefined {
-    const values = fieldMap(fields);
-    const body = values.get(MESSAGE_FIELD);
+    // The two fields read, without a map of all of them (this runs for every request).
+    let body: string | undefined;
+    let carriedText: string | undefined;
+    if (Array.isArray(fields)) {
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = String(fields[i]);
+        if (name === MESSAGE_FIELD) body ??= String(fields[i + 1]);
+        else if (name === DELIVERIES_FIELD) carriedText ??= String(fields[i + 1]);
+      }
+    }
     if (body === undefined) {
+      const values = fieldMap(fields);
       const reason = `stream entry ${id} has no field "${MESSAGE_FIELD}"`;
       this.#logger.warn("set aside a stream entry without a message", {
         queue: this.#queue,
@@ -730,7 +747,7 @@ export class StreamConsumer implements Subscription {
       );
       return undefined;
     }
-    const carried = Number(values.get(DELIVERIES_FIELD) ?? 0);
+    const carried = Number(carriedText ?? 0);
     const before = Number.isSafeInteger(carried) && carried > 0 ? carried : 0;
     const delivery = new RedisDelivery(this, kind, id, body, deliveries + before);
     this.#unsettled.set(this.#key(kind, id), delivery);

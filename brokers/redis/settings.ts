@@ -21,7 +21,18 @@ export interface RedisSettings {
   deadLetterLimit: number;
   /** Largest message body in UTF-8 bytes. */
   maxMessageBytes: number;
+  /** Most entries one read takes (`XREADGROUP ... COUNT`), however many places are free. */
+  readCount: number;
 }
+
+/**
+ * Most entries one read takes by default. Reading all free places at once (up
+ * to `maxWorkers`) sends results back in large, late bursts: at 64 calls in
+ * flight, reads of at most 24 to 48 entries made 15 to 20 % more calls per
+ * second than reads of up to 256 (`bench/RESULTS.md`), and servers sharing a
+ * queue share its entries more evenly.
+ */
+const DEFAULT_READ_COUNT = 32;
 
 /** Redis refuses strings above 512 MiB (`proto-max-bulk-len`). */
 const REDIS_MAX_BULK_BYTES = 512 * 1024 * 1024;
@@ -32,6 +43,7 @@ const KNOWN_SETTINGS = [
   "recoverIntervalMs",
   "deadLetterLimit",
   "maxMessageBytes",
+  "readCount",
 ] as const;
 
 type SettingName = typeof KNOWN_SETTINGS[number];
@@ -46,6 +58,7 @@ type SettingName = typeof KNOWN_SETTINGS[number];
  * | `recoverIntervalMs`   | `PRPC_REDIS_RECOVER_INTERVAL_SEC`        | 45 s             |
  * | `deadLetterLimit`     | —                                        | 10000            |
  * | `maxMessageBytes`     | —                                        | 16 MiB (≤ 512 MiB) |
+ * | `readCount`           | —                                        | 32               |
  *
  * @param settings The `brokerSettings` given in code.
  * @returns The settings.
@@ -65,6 +78,7 @@ export function readRedisSettings(settings: BrokerSettings | undefined): RedisSe
       1000 * seconds("recoverIntervalMs", "PRPC_REDIS_RECOVER_INTERVAL_SEC", 45),
     deadLetterLimit: given.deadLetterLimit ?? 10_000,
     maxMessageBytes: Math.min(given.maxMessageBytes ?? 16 * 1024 * 1024, REDIS_MAX_BULK_BYTES),
+    readCount: given.readCount ?? DEFAULT_READ_COUNT,
   };
 }
 
