@@ -20,7 +20,7 @@ Deno.test("Timeouts runs each callback once its duration has passed, in deadline
   assert.ok(at.short! >= 19 && at.long! >= 59, JSON.stringify(at));
 });
 
-Deno.test("Timeouts.cancel stops a callback, and the last cancel leaves no timer running", async () => {
+Deno.test("Timeouts.cancel stops a callback, and the last cancel leaves no timer that keeps a test alive", async () => {
   const timeouts = new Timeouts();
   let ran = 0;
   const first = timeouts.start(10, () => ran++);
@@ -30,7 +30,8 @@ Deno.test("Timeouts.cancel stops a callback, and the last cancel leaves no timer
   middle.cancel();
   first.cancel();
   last.cancel();
-  // A timer left running would fail this test through Deno's sanitizers; none may fire either.
+  // A referenced timer left running would fail this test through Deno's sanitizers; none may
+  // fire either.
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.equal(ran, 0);
 });
@@ -60,4 +61,36 @@ Deno.test("Timeouts started from a callback run later, on the same timer", async
     timeouts.start(10, () => done.resolve(performance.now() - start));
   });
   assert.ok((await done.promise) >= 9);
+});
+
+Deno.test("Timeouts started after all were cancelled still run on time", async () => {
+  const timeouts = new Timeouts();
+  // Leaves the runtime timer running, set for an earlier time than the next timeout.
+  timeouts.start(40, () => assert.fail("cancelled")).cancel();
+  const started = performance.now();
+  const fired = Promise.withResolvers<number>();
+  timeouts.start(80, () => fired.resolve(performance.now() - started));
+  const elapsed = await fired.promise;
+  assert.ok(elapsed >= 79, `fired after ${elapsed} ms`);
+  assert.ok(elapsed < 1_000, `fired after ${elapsed} ms`);
+});
+
+Deno.test("a process whose timeouts were all cancelled exits without waiting for them", async () => {
+  const script = `
+    import { timeouts } from ${
+    JSON.stringify(new URL("../protocol/timeouts.ts", import.meta.url).href)
+  };
+    timeouts.start(60_000, () => console.log("fired")).cancel();
+    console.log("done");
+  `;
+  const started = performance.now();
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const elapsed = performance.now() - started;
+  assert.equal(new TextDecoder().decode(output.stdout).trim(), "done");
+  assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
+  assert.ok(elapsed < 30_000, `exited after ${elapsed} ms`);
 });
