@@ -28,7 +28,7 @@ export interface RedisSettings {
 /**
  * Most entries one read takes by default. Reading all free places at once (up
  * to `maxWorkers`) sends results back in large, late bursts: at 64 calls in
- * flight, reads of at most 24 to 48 entries made 15 to 20 % more calls per
+ * flight, reads of at most 24 to 48 entries made 10 to 25 % more calls per
  * second than reads of up to 256 (`bench/RESULTS.md`), and servers sharing a
  * queue share its entries more evenly.
  */
