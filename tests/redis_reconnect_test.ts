@@ -4,7 +4,7 @@
  * test opens it again.
  */
 import { AppServer, callContext, CallTimeoutError, Client } from "../mod.ts";
-import { BLOCK_MS } from "../brokers/redis/connection.ts";
+import { BLOCK_MS, BLOCKING_GRACE_MS } from "../brokers/redis/connection.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { deferred, waitFor } from "./support/async.ts";
 import { RecordingLogger } from "./support/logger.ts";
@@ -302,5 +302,46 @@ Deno.test({
         "the result from the second server",
       );
       assertEquals(JSON.parse(stored).result, "second");
+    }),
+});
+
+Deno.test({
+  name:
+    "redis: a read whose reply never comes is given up after its grace; the server reads on a new connection and serves the request",
+  ignore: redis.ignore !== undefined,
+  fn: () =>
+    withProxy(async ({ queue, direct, proxied, proxy, logger, track }) => {
+      // The recover interval is longer than the test: only the server itself can serve the call.
+      const settings = { heartbeatIntervalMs: 200, recoverIntervalMs: 120_000 };
+      // The read's socket stays open, and no reply on it reaches the server any more.
+      const dropped = proxy.dropRepliesAfter("XREADGROUP");
+      let runs = 0;
+      const app = track(
+        new AppServer({
+          broker: "redis",
+          url: proxied,
+          queue,
+          handleSignals: false,
+          logger,
+          brokerSettings: settings,
+        }),
+      );
+      app.register("where", () => {
+        runs++;
+        return "served";
+      });
+      await app.start();
+      const client = track(await Client.connect({ broker: "redis", url: direct, queue, logger }));
+      const started = Date.now();
+      const call = client.call("where", [], {}, { timeoutMs: 4 * (BLOCK_MS + BLOCKING_GRACE_MS) });
+      await dropped;
+      assertEquals(await call, "served");
+      assertEquals(runs, 1, "run once");
+      assert(
+        Date.now() - started >= BLOCK_MS + BLOCKING_GRACE_MS - 1_000,
+        "served only after the read was given up",
+      );
+      const warned = logger.lines.filter((line) => line.message.includes("did not answer a read"));
+      assertEquals(warned.length, 1, "the lost read is reported once");
     }),
 });

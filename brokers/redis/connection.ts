@@ -228,6 +228,14 @@ export class RedisConnection {
     return withinTime(this.send(command), timeoutMs);
   }
 
+  /**
+   * Drops the socket and connects again, for a socket that stopped answering
+   * while it stays open. Commands waiting fail with {@linkcode ReplyLostError}.
+   */
+  reconnect(): void {
+    if (this.redis.status === "ready") this.redis.disconnect(true);
+  }
+
   /** Closes the connection at once (commands waiting fail) and waits until its socket is gone. */
   async close(): Promise<void> {
     const redis = this.redis;
@@ -279,12 +287,8 @@ export async function openConnection(
     maxRetriesPerRequest: role === "commands" ? 20 : null,
     // Never send a command twice (see the module docs); the inbox subscribes again itself.
     autoResendUnfulfilledCommands: role === "inbox",
-    // A blocking read whose reply never comes (a dead socket) resolves empty a grace period
-    // after its BLOCK_MS. ioredis throws a reply that comes later away, and the entries it
-    // carried stay pending for this consumer: a grace of seconds, not ioredis's default
-    // 100 ms, keeps a slow reply, and the consumer hands back what a late one took.
-    blockingTimeout: role === "consumer" ? BLOCK_MS : undefined,
-    blockingTimeoutGrace: role === "consumer" ? BLOCKING_GRACE_MS : undefined,
+    // No blockingTimeout: it starts a runtime timer for every read. The consumer gives up on
+    // a read whose reply never comes with emptyAfter(), on the process's shared timer.
     autoResubscribe: false,
   });
   const connection = new RedisConnection(redis);
@@ -335,6 +339,33 @@ function withinTime<T>(reply: Promise<T>, timeoutMs: number | undefined): Promis
       reject(new NoReplyError(`Redis did not answer within ${timeoutMs} ms`));
     });
     // Settled after the time limit: nobody waits any more, and the promise ignores it.
+    reply.then(
+      (value) => {
+        timeout.cancel();
+        resolve(value);
+      },
+      (err) => {
+        timeout.cancel();
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
+ * The reply, or `null` (an empty read) once `timeoutMs` has passed without it:
+ * a blocking read whose reply never comes (a dead socket, a frozen Redis). A
+ * reply that comes later is thrown away; the entries it carried stay pending
+ * for the consumer, which hands them back. A grace of seconds over the read's
+ * `BLOCK` keeps a slow reply.
+ *
+ * @param reply The blocking read's reply.
+ * @param timeoutMs How long to wait for it.
+ * @returns The reply, or `null`.
+ */
+export function emptyAfter<T>(reply: Promise<T>, timeoutMs: number): Promise<T | null> {
+  return new Promise<T | null>((resolve, reject) => {
+    const timeout = timeouts.start(timeoutMs, () => resolve(null));
     reply.then(
       (value) => {
         timeout.cancel();

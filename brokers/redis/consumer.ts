@@ -29,6 +29,7 @@ import {
 import {
   BLOCK_MS,
   BLOCKING_GRACE_MS,
+  emptyAfter,
   NoReplyError,
   NotConnectedError,
   type RedisConnection,
@@ -612,7 +613,7 @@ export class StreamConsumer implements Subscription {
         this.#betweenReads = false;
         reply = await this.#blocking.together(() => {
           this.#completions.flush((items) => this.#completeBatchBeforeRead(items));
-          return this.#blocking.send((redis) =>
+          const read = this.#blocking.send((redis) =>
             redis.call(
               "XREADGROUP",
               "GROUP",
@@ -629,6 +630,7 @@ export class StreamConsumer implements Subscription {
               ">",
             )
           );
+          return emptyAfter(read, BLOCK_MS + BLOCKING_GRACE_MS);
         });
       } catch (err) {
         if (!this.#open) return;
@@ -638,9 +640,16 @@ export class StreamConsumer implements Subscription {
       this.#failures.read = 0;
       this.#betweenReads = true;
       if (reply === null && Date.now() - sent >= BLOCK_MS + BLOCKING_GRACE_MS) {
-        // ioredis gave up waiting: a reply that comes later is thrown away, and the entries it
-        // carries stay pending for this consumer. Hand them back before reading again.
+        // No reply came in time: the entries a late reply would carry stay pending for this
+        // consumer. Hand them back, and read on a new socket: this one may be dead.
         this.#handedBackIn = undefined;
+        if (this.#open) {
+          this.#logger.warn("Redis did not answer a read in time; connecting again", {
+            queue: this.#queue,
+            waitedMs: Date.now() - sent,
+          });
+          this.#blocking.reconnect();
+        }
       }
       this.#acceptRead(reply);
       // Let this turn's calls finish first: their results then leave before the next read,
