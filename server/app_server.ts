@@ -21,6 +21,7 @@ import {
 import {
   forbiddenKeyword,
   isoTimestamp,
+  type ParsedRequest,
   parseRequest,
   PROTOCOL_VERSION,
   type RequestMessage,
@@ -39,7 +40,7 @@ import {
   UnknownFunctionError,
   type WireError,
 } from "../protocol/errors.ts";
-import { runAsync } from "../workers/async.ts";
+import { type Returned, startAsync } from "../workers/async.ts";
 import { WorkerPool } from "../workers/pool.ts";
 import { WORKER_TYPES, type WorkerType } from "../workers/types.ts";
 import { bindArguments } from "./parameters.ts";
@@ -537,7 +538,13 @@ export class AppServer {
       this.#inFlight.delete(delivery);
       if (this.#inFlight.size === 0) this.#drained?.();
     };
-    running.done = this.#handle(delivery, running).then(ended, (err: unknown) => {
+    let handled: Promise<void>;
+    try {
+      handled = this.#handle(delivery, running);
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    running.done = handled.then(ended, (err: unknown) => {
       const error = err instanceof Error ? err.message : String(err);
       // A message handed back while stopping is settled already: nothing went wrong.
       if (running.handedBack) this.#logger.debug("a handed-back message ended", { error });
@@ -550,9 +557,41 @@ export class AppServer {
     });
   }
 
-  async #handle(delivery: Delivery, running: InFlight): Promise<void> {
+  /**
+   * Runs a delivery and settles it. The first delivery of a well-formed request
+   * is answered without waiting for a promise when its function returns a value
+   * at once; everything else takes {@linkcode #handleFully}.
+   */
+  #handle(delivery: Delivery, running: InFlight): Promise<void> {
     const received = Date.now();
     const parsed = parseRequest(delivery.body);
+    if (
+      !parsed.ok || delivery.attempt > 1 ||
+      sizeOverLimit(delivery.body, this.#maxMessageBytes) !== null
+    ) {
+      return this.#handleFully(delivery, running, received, parsed);
+    }
+    const reply = this.#execute(delivery, parsed.request, received, running);
+    if (reply instanceof Promise) {
+      return reply.then((ready) => this.#answer(delivery, running, ready));
+    }
+    return this.#answer(delivery, running, reply);
+  }
+
+  /** Settles a delivery with its reply, unless it was handed back meanwhile. */
+  #answer(delivery: Delivery, running: InFlight, reply: Reply): Promise<void> {
+    if (running.handedBack) return Promise.resolve();
+    running.settling = true;
+    return delivery.complete(reply);
+  }
+
+  /** Handles every case: malformed, oversize, redelivered (deduplicated) and poison messages. */
+  async #handleFully(
+    delivery: Delivery,
+    running: InFlight,
+    received: number,
+    parsed: ParsedRequest,
+  ): Promise<void> {
     if (!parsed.ok) {
       if (parsed.messageId === null) {
         this.#logger.warn("set aside a message without a readable message_id", {
@@ -644,20 +683,22 @@ export class AppServer {
       await delivery.deadLetter(reason, this.#errorReply(delivery, request, received, error));
       return;
     }
-    const reply = await this.#execute(delivery, request, received, running);
-    if (running.handedBack) return;
-    running.settling = true;
-    await delivery.complete(reply);
+    await this.#answer(
+      delivery,
+      running,
+      await this.#execute(delivery, request, received, running),
+    );
   }
 
-  async #execute(
+  /** Runs the request's function; its reply comes at once when the function returned a value. */
+  #execute(
     delivery: Delivery,
     request: RequestMessage,
     received: number,
     running: InFlight,
-  ): Promise<Reply> {
+  ): Reply | Promise<Reply> {
     const ids = { funcName: request.func_name, messageId: request.message_id };
-    let value: unknown;
+    let outcome: Returned | Promise<unknown>;
     try {
       if (request.deadline_ms !== undefined && request.deadline_ms <= Date.now()) {
         throw new CallTimeoutError(
@@ -690,10 +731,27 @@ export class AppServer {
         }
         throw err;
       }
-      value = await this.#run(registered, args, request, delivery.attempt, running);
+      outcome = this.#run(registered, args, request, delivery.attempt, running);
     } catch (err) {
       return this.#errorReply(delivery, request, received, err);
     }
+    if (outcome instanceof Promise) {
+      return outcome.then(
+        (value) => this.#successReply(delivery, request, received, value),
+        (err) => this.#errorReply(delivery, request, received, err),
+      );
+    }
+    return this.#successReply(delivery, request, received, outcome.value);
+  }
+
+  /** The reply carrying a function's value, or an error reply when the value cannot be sent. */
+  #successReply(
+    delivery: Delivery,
+    request: RequestMessage,
+    received: number,
+    value: unknown,
+  ): Reply {
+    const ids = { funcName: request.func_name, messageId: request.message_id };
     const result = this.#resultMessage(delivery, request, received);
     let body: string;
     try {
@@ -720,17 +778,17 @@ export class AppServer {
     return { messageId: request.message_id, body, replyTo: request.reply_to };
   }
 
-  /** Runs a function in its worker. */
+  /** Runs a function in its worker; an `async` function's value comes at once when it returned one. */
   #run(
     registered: RegisteredFunction,
     args: unknown[],
     request: RequestMessage,
     attempt: number,
     running: InFlight,
-  ): Promise<unknown> {
+  ): Returned | Promise<unknown> {
     const deadline = request.deadline_ms ?? null;
     if (registered.target === undefined) {
-      return runAsync({
+      return startAsync({
         fn: registered.fn,
         args,
         funcName: request.func_name,

@@ -70,6 +70,14 @@ Deno.test("canonicalMessageId() returns null for strings that are not hex UUIDs"
   assertEquals(canonicalMessageId("0f1e2d3c-4b5a-4968-8776a-5b4c3d2e1f0"), null);
   // Right length, spaces instead of dashes.
   assertEquals(canonicalMessageId(ID.replaceAll("-", " ")), null);
+  // The characters next to 0-9 and a-f, in every position.
+  for (const outside of ["/", ":", "`", "g", "@", "G"]) {
+    for (let i = 0; i < 36; i++) {
+      if (i === 8 || i === 13 || i === 18 || i === 23) continue;
+      const id = ID.slice(0, i) + outside + ID.slice(i + 1);
+      assertEquals(canonicalMessageId(id), null, id);
+    }
+  }
 });
 
 Deno.test("canonicalMessageId() returns null for values that are neither strings nor {hex} objects", () => {

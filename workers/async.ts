@@ -41,6 +41,31 @@ export interface AsyncTask {
  * @returns The function's (awaited) return value.
  */
 export function runAsync(task: AsyncTask): Promise<unknown> {
+  let outcome: Returned | Promise<unknown>;
+  try {
+    outcome = startAsync(task);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  return outcome instanceof Promise ? outcome : Promise.resolve(outcome.value);
+}
+
+/** What a function gave back at once: a value, not a promise. */
+export interface Returned {
+  /** The value. */
+  value: unknown;
+}
+
+/**
+ * {@linkcode runAsync} for a caller that can go on at once: a function that
+ * returns a value (not a promise or thenable) has finished, and its value comes
+ * back without a promise, so nothing waits for a microtask.
+ *
+ * @param task The call.
+ * @returns The value, or a promise of it as in {@linkcode runAsync}.
+ * @throws What the function throws before it returns.
+ */
+export function startAsync(task: AsyncTask): Returned | Promise<unknown> {
   const context: CallContext = {
     signal: task.controller.signal,
     messageId: task.messageId,
@@ -49,14 +74,9 @@ export function runAsync(task: AsyncTask): Promise<unknown> {
     deadline: task.deadline,
   };
   if (task.controller.signal.aborted) return Promise.reject(task.controller.signal.reason);
-  let returned: unknown;
-  try {
-    returned = runInCallContext(context, () => task.fn(...task.args));
-  } catch (err) {
-    return Promise.reject(err);
-  }
+  const returned = runInCallContext(context, () => task.fn(...task.args));
   // A function that returned a value has finished: no time limit is left to watch.
-  if (!isThenable(returned)) return Promise.resolve(returned);
+  if (!isThenable(returned)) return { value: returned };
   const result = Promise.resolve(returned);
   const { timeoutMs, controller } = task;
   return new Promise((resolve, reject) => {
