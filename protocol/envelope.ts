@@ -164,6 +164,44 @@ export function parseRequest(text: string): ParsedRequest {
   }
   const fields = data as Record<string, unknown>;
   const messageId = canonicalMessageId(fields.message_id);
+  // PRPC raw clients may leave out empty args and kwargs, or send null (Python's None).
+  const args = fields.func_args ?? [];
+  const kwargs = fields.func_kwargs ?? {};
+  if (
+    messageId !== null && typeof fields.func_name === "string" && fields.func_name !== "" &&
+    Array.isArray(args) && isPlainObject(kwargs) &&
+    (fields.reply_to == null || typeof fields.reply_to === "string") &&
+    (fields.deadline_ms == null ||
+      (typeof fields.deadline_ms === "number" && Number.isFinite(fields.deadline_ms)))
+  ) {
+    // date_create_message is informational: a value that is not a string is not echoed,
+    // and the result carries the time the server received the request instead.
+    const request: RequestMessage = {
+      func_name: fields.func_name,
+      func_args: args,
+      func_kwargs: kwargs,
+      message_id: messageId,
+    };
+    if (typeof fields.date_create_message === "string") {
+      request.date_create_message = fields.date_create_message;
+    }
+    if (typeof fields.reply_to === "string" && fields.reply_to !== "") {
+      request.reply_to = fields.reply_to;
+    }
+    if (typeof fields.deadline_ms === "number") request.deadline_ms = fields.deadline_ms;
+    if (typeof fields.prpc === "number") request.prpc = fields.prpc;
+    return { ok: true, request };
+  }
+  return refusedRequest(fields, messageId, args, kwargs);
+}
+
+/** Why a request that is a JSON object is refused, with what could be read of it. */
+function refusedRequest(
+  fields: Record<string, unknown>,
+  messageId: string | null,
+  args: unknown,
+  kwargs: unknown,
+): ParsedRequest & { ok: false } {
   const partial: Partial<RequestMessage> = {};
   if (typeof fields.func_name === "string") partial.func_name = fields.func_name;
   if (Array.isArray(fields.func_args)) partial.func_args = fields.func_args;
@@ -176,7 +214,7 @@ export function parseRequest(text: string): ParsedRequest {
   if (typeof fields.reply_to === "string" && fields.reply_to !== "") {
     partial.reply_to = fields.reply_to;
   }
-  const reject = (reason: string): ParsedRequest => ({ ok: false, reason, messageId, partial });
+  const reject = (reason: string) => ({ ok: false as const, reason, messageId, partial });
 
   if (messageId === null) {
     return reject(
@@ -195,12 +233,9 @@ export function parseRequest(text: string): ParsedRequest {
         : `field func_name must be a non-empty string, got ${describeJsonType(fields.func_name)}`,
     );
   }
-  // PRPC raw clients may leave out empty args and kwargs, or send null (Python's None).
-  const args = fields.func_args ?? [];
   if (!Array.isArray(args)) {
     return reject(`field func_args must be an array, got ${describeJsonType(args)}`);
   }
-  const kwargs = fields.func_kwargs ?? {};
   if (!isPlainObject(kwargs)) {
     return reject(`field func_kwargs must be an object, got ${describeJsonType(kwargs)}`);
   }
@@ -208,29 +243,8 @@ export function parseRequest(text: string): ParsedRequest {
   if (fields.reply_to != null && typeof fields.reply_to !== "string") {
     return reject(`field reply_to must be a string, got ${describeJsonType(fields.reply_to)}`);
   }
-  if (
-    fields.deadline_ms != null &&
-    (typeof fields.deadline_ms !== "number" || !Number.isFinite(fields.deadline_ms))
-  ) {
-    return reject(
-      `field deadline_ms must be a number, got ${describeJsonType(fields.deadline_ms)}`,
-    );
-  }
-  // date_create_message is informational: a value that is not a string is not echoed,
-  // and the result carries the time the server received the request instead.
-  const request: RequestMessage = {
-    func_name: fields.func_name,
-    func_args: args,
-    func_kwargs: kwargs as Record<string, unknown>,
-    message_id: messageId,
-  };
-  if (partial.date_create_message !== undefined) {
-    request.date_create_message = partial.date_create_message;
-  }
-  if (partial.reply_to !== undefined) request.reply_to = partial.reply_to;
-  if (typeof fields.deadline_ms === "number") request.deadline_ms = fields.deadline_ms;
-  if (typeof fields.prpc === "number") request.prpc = fields.prpc;
-  return { ok: true, request };
+  // What is left: deadline_ms is there and not a finite number.
+  return reject(`field deadline_ms must be a number, got ${describeJsonType(fields.deadline_ms)}`);
 }
 
 /**

@@ -30,7 +30,8 @@ export interface Completion {
 
 interface Batch {
   readonly items: Completion[];
-  readonly waiters: { resolve: () => void; reject: (error: unknown) => void }[];
+  /** Settles with the batch: every completion of a batch waits on this one promise. */
+  readonly settled: PromiseWithResolvers<void>;
   sent: boolean;
 }
 
@@ -74,31 +75,22 @@ export class CompletionBatcher {
    * @returns Resolves once its batch is settled.
    */
   add(item: Completion): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let batch = this.#open;
-      if (batch === undefined) {
-        const fresh: Batch = { items: [], waiters: [], sent: false };
-        this.#open = batch = fresh;
-        if (this.#held()) setImmediate(() => this.#send(fresh));
-        else queueMicrotask(() => this.#send(fresh));
-      }
-      batch.items.push(item);
-      batch.waiters.push({ resolve, reject });
-      if (batch.items.length >= MAX_BATCH) this.#send(batch);
-    });
+    let batch = this.#open;
+    if (batch === undefined) {
+      const fresh: Batch = { items: [], settled: Promise.withResolvers<void>(), sent: false };
+      this.#open = batch = fresh;
+      if (this.#held()) setImmediate(() => this.#send(fresh));
+      else queueMicrotask(() => this.#send(fresh));
+    }
+    batch.items.push(item);
+    if (batch.items.length >= MAX_BATCH) this.#send(batch);
+    return batch.settled.promise;
   }
 
   #send(batch: Batch, settle = this.#settle): void {
     if (this.#open === batch) this.#open = undefined;
     if (batch.sent) return;
     batch.sent = true;
-    settle(batch.items).then(
-      () => {
-        for (const waiter of batch.waiters) waiter.resolve();
-      },
-      (err: unknown) => {
-        for (const waiter of batch.waiters) waiter.reject(err);
-      },
-    );
+    settle(batch.items).then(() => batch.settled.resolve(), batch.settled.reject);
   }
 }
