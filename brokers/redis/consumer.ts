@@ -608,7 +608,9 @@ export class StreamConsumer implements Subscription {
       let reply: unknown;
       let sent = 0;
       try {
-        await this.#learnBlockingClient();
+        if (this.#blockingClient?.session !== this.#blocking.sessions) {
+          await this.#learnBlockingClient();
+        }
         sent = Date.now();
         this.#betweenReads = false;
         reply = await this.#blocking.together(() => {
