@@ -20,6 +20,9 @@
  * - Connections: one for commands, one per serving queue for the blocking
  *   read, one per client inbox. ioredis reconnects by itself; blocking reads,
  *   the consumer group and inbox subscriptions come back after a Redis restart.
+ *   A blocking read with no reply 5 s after its `BLOCK` (a socket that stays
+ *   open and carries nothing) is given up, and the server reads on a new
+ *   connection.
  *   A request whose `XADD` reply is lost with a connection is not sent again
  *   (it may have been added): its call waits for a result until its timeout.
  * - Needs Redis 6.2 or later; Redis Cluster is not supported (the scripts use
