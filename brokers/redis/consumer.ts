@@ -49,6 +49,17 @@ import {
 import type { RedisSettings } from "./settings.ts";
 import { type Completion, CompletionBatcher } from "./completions.ts";
 
+/** How many entries an `XREADGROUP` reply carries, over all its streams. */
+function entryCount(reply: unknown): number {
+  if (!Array.isArray(reply)) return 0;
+  let count = 0;
+  for (const stream of reply as unknown[]) {
+    const entries = Array.isArray(stream) ? stream[1] : undefined;
+    if (Array.isArray(entries)) count += entries.length;
+  }
+  return count;
+}
+
 /** The consumer group every prpc (and PRPC) server of a queue reads in. */
 export const GROUP = "prpc_group_consumers";
 
@@ -640,7 +651,9 @@ export class StreamConsumer implements Subscription {
         continue;
       }
       this.#failures.read = 0;
-      this.#betweenReads = true;
+      // The results of a read of several requests wait for the next read, to leave with it in
+      // one write; a lone request's result leaves at once, on the commands connection.
+      this.#betweenReads = entryCount(reply) > 1;
       if (reply === null && Date.now() - sent >= BLOCK_MS + BLOCKING_GRACE_MS) {
         // No reply came in time: the entries a late reply would carry stay pending for this
         // consumer. Hand them back, and read on a new socket: this one may be dead.
@@ -653,10 +666,11 @@ export class StreamConsumer implements Subscription {
           this.#blocking.reconnect();
         }
       }
+      // Let this turn's calls finish first, so that their results leave with the next read. Set
+      // before the calls run, so that this comes before their batch's own fallback.
+      const turnEnded = new Promise((resolve) => setImmediate(resolve));
       this.#acceptRead(reply);
-      // Let this turn's calls finish first: their results then leave before the next read,
-      // which a lone call's caller would otherwise wait behind.
-      await new Promise((resolve) => setImmediate(resolve));
+      await turnEnded;
     }
   }
 
