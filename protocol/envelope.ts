@@ -71,8 +71,8 @@ const UUID_HEX_PATTERN = /^[0-9a-f]{32}$/;
 export function canonicalMessageId(value: unknown): string | null {
   if (typeof value === "string") {
     if (value.length !== 36) return null;
-    // Every message carries one, nearly always canonical already: checked without a regex.
-    if (isLowercaseUuid(value)) return value;
+    // Every message carries one, nearly always canonical already: no lowercased copy then.
+    if (UUID_PATTERN.test(value)) return value;
     const lower = value.toLowerCase();
     return UUID_PATTERN.test(lower) ? lower : null;
   }
@@ -86,19 +86,6 @@ export function canonicalMessageId(value: unknown): string | null {
     }-${lower.slice(20)}`;
   }
   return null;
-}
-
-/** Whether a 36-character string is a UUID in lowercase hex with its four hyphens. */
-function isLowercaseUuid(text: string): boolean {
-  for (let i = 0; i < 36; i++) {
-    const code = text.charCodeAt(i);
-    if (i === 8 || i === 13 || i === 18 || i === 23) {
-      if (code !== 45) return false; // "-"
-    } else if (!((code >= 48 && code <= 57) || (code >= 97 && code <= 102))) {
-      return false; // not 0-9 or a-f
-    }
-  }
-  return true;
 }
 
 let lastMs = Number.NaN;
