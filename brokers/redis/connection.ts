@@ -334,21 +334,8 @@ export async function openConnection(
  */
 function withinTime<T>(reply: Promise<T>, timeoutMs: number | undefined): Promise<T> {
   if (timeoutMs === undefined) return reply;
-  return new Promise<T>((resolve, reject) => {
-    const timeout = timeouts.start(timeoutMs, () => {
-      reject(new NoReplyError(`Redis did not answer within ${timeoutMs} ms`));
-    });
-    // Settled after the time limit: nobody waits any more, and the promise ignores it.
-    reply.then(
-      (value) => {
-        timeout.cancel();
-        resolve(value);
-      },
-      (err) => {
-        timeout.cancel();
-        reject(err);
-      },
-    );
+  return raceTimeout(reply, timeoutMs, (_resolve, reject) => {
+    reject(new NoReplyError(`Redis did not answer within ${timeoutMs} ms`));
   });
 }
 
@@ -364,8 +351,20 @@ function withinTime<T>(reply: Promise<T>, timeoutMs: number | undefined): Promis
  * @returns The reply, or `null`.
  */
 export function emptyAfter<T>(reply: Promise<T>, timeoutMs: number): Promise<T | null> {
-  return new Promise<T | null>((resolve, reject) => {
-    const timeout = timeouts.start(timeoutMs, () => resolve(null));
+  return raceTimeout<T | null>(reply, timeoutMs, (resolve) => resolve(null));
+}
+
+/**
+ * Settles with the reply, or as `expire` says once `timeoutMs` has passed
+ * first, on the shared timer. A reply settled after that is ignored.
+ */
+function raceTimeout<T>(
+  reply: Promise<T>,
+  timeoutMs: number,
+  expire: (resolve: (value: T) => void, reject: (error: Error) => void) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timeout = timeouts.start(timeoutMs, () => expire(resolve, reject));
     reply.then(
       (value) => {
         timeout.cancel();
