@@ -8,6 +8,7 @@
 import { clearImmediate, setImmediate } from "node:timers";
 import { connectBroker } from "../brokers/load.ts";
 import type { Broker, BrokerSettings, Inbox } from "../brokers/types.ts";
+import { ChurnMap } from "../protocol/churn.ts";
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
   type BrokerKind,
@@ -123,13 +124,13 @@ export class Client {
   readonly #timeoutMs: number;
   readonly #maxMessageBytes: number;
   readonly #logger: Logger;
-  readonly #pending = new Map<string, PendingCall>();
+  readonly #pending = new ChurnMap<PendingCall>();
   /** Where results arrive (native protocol only). */
   #inbox: Inbox | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
   /** Raw calls sent and waiting for their stored result, by `message_id`; read together. */
-  readonly #polled = new Set<string>();
+  readonly #polled = new ChurnMap<true>();
   /** The next read of the stored results of raw calls. */
   /** Cancels the next scheduled read of stored results (raw protocol), if any. */
   #cancelPoll: (() => void) | undefined;
@@ -254,7 +255,7 @@ export class Client {
    */
   #watchResult(messageId: string): void {
     if (!this.#pending.has(messageId) || this.#closed) return;
-    this.#polled.add(messageId);
+    this.#polled.set(messageId, true);
     this.#pollPauseMs = 0;
     if (this.#polling || this.#pollQueued) return;
     this.#cancelPoll?.();
@@ -269,7 +270,7 @@ export class Client {
   /** Reads the stored results of every raw call still waiting, with one request where the broker can. */
   async #pollResults(): Promise<void> {
     this.#cancelPoll = undefined;
-    const messageIds = [...this.#polled];
+    const messageIds = this.#polled.keys();
     if (messageIds.length === 0 || this.#closed) return;
     this.#polling = true;
     let pauseMs = MAX_POLL_MS;
@@ -521,7 +522,7 @@ export class Client {
         await this.#broker.close();
       }
     } finally {
-      for (const messageId of [...this.#pending.keys()]) {
+      for (const messageId of this.#pending.keys()) {
         const call = this.#take(messageId);
         call?.reject(
           new BrokerError(`the client was closed while "${call.funcName}" was running`, {

@@ -52,8 +52,10 @@ class TimeoutList {
 
   push(entry: Entry): void {
     entry.prev = this.tail;
-    if (this.tail === undefined) this.head = entry;
-    else this.tail.next = entry;
+    if (this.tail === undefined) {
+      this.head = entry;
+      this.owner.filled();
+    } else this.tail.next = entry;
     this.tail = entry;
   }
 
@@ -63,13 +65,16 @@ class TimeoutList {
     if (entry.next === undefined) this.tail = entry.prev;
     else entry.next.prev = entry.prev;
     entry.prev = entry.next = undefined;
-    if (this.head === undefined) this.owner.emptied(this);
+    if (this.head === undefined) this.owner.emptied();
   }
 }
 
 /** A set of timeouts sharing one runtime timer. */
 export class Timeouts {
+  /** By duration; empty lists are dropped when the timer fires. */
   readonly #lists = new Map<number, TimeoutList>();
+  /** How many lists hold a timeout. */
+  #filled = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** When the runtime timer fires (`performance.now()` time), or `Infinity`. */
   #timerAt = Infinity;
@@ -100,10 +105,18 @@ export class Timeouts {
     return entry;
   }
 
-  /** Called by a list that has become empty. */
-  emptied(list: TimeoutList): void {
-    this.#lists.delete(list.durationMs);
-    if (this.#lists.size > 0) return;
+  /** Called by a list that has got its first timeout. */
+  filled(): void {
+    this.#filled++;
+  }
+
+  /**
+   * Called by a list that has become empty. It stays in the map until the
+   * timer fires: deleting and adding it again for every call one after another
+   * would churn the map (see `churn.ts`).
+   */
+  emptied(): void {
+    if (--this.#filled > 0) return;
     // Nothing left to wait for. The timer is not cleared: calls one after another would start
     // and clear one each, which costs more than the rest of a call's bookkeeping. Unreferenced,
     // it keeps neither the process nor a test alive.
@@ -124,6 +137,7 @@ export class Timeouts {
     this.#idle = false;
     const now = performance.now();
     const due: Entry[] = [];
+    let next = Infinity;
     for (const list of [...this.#lists.values()]) {
       while (list.head !== undefined && list.head.at <= now) {
         const entry = list.head;
@@ -131,9 +145,9 @@ export class Timeouts {
         entry.detach();
         due.push(entry);
       }
+      if (list.head === undefined) this.#lists.delete(list.durationMs);
+      else next = Math.min(next, list.head.at);
     }
-    let next = Infinity;
-    for (const list of this.#lists.values()) next = Math.min(next, list.head!.at);
     if (next < Infinity) this.#schedule(next);
     for (const entry of due) entry.callback();
   }

@@ -7,6 +7,7 @@
 import { connectBroker } from "../brokers/load.ts";
 import type { BrokerSettings } from "../brokers/types.ts";
 import type { Broker, Delivery, Reply, Subscription } from "../brokers/types.ts";
+import { ChurnSet } from "../protocol/churn.ts";
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
   boolSetting,
@@ -123,6 +124,7 @@ type ServerState = "idle" | "starting" | "serving" | "stopping";
 
 /** A message being executed, and how to cut it short. */
 interface InFlight {
+  readonly delivery: Delivery;
   readonly controller: AbortController;
   handedBack: boolean;
   /** Set once the delivery is being settled: stopping waits for it instead of handing it back. */
@@ -179,7 +181,7 @@ export class AppServer {
   #subscription: Subscription | undefined;
   #maxMessageBytes = 0;
   #instanceName = "";
-  readonly #inFlight = new Map<Delivery, InFlight>();
+  readonly #inFlight = new ChurnSet<InFlight>();
   #drained: (() => void) | undefined;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #signalHandlers: (() => void)[] = [];
@@ -470,7 +472,7 @@ export class AppServer {
       clearTimeout(timer);
       this.#drained = undefined;
     }
-    for (const [delivery, running] of this.#inFlight) {
+    for (const running of this.#inFlight.values()) {
       // Being settled already: its result is on its way, and handing it back would race that.
       if (running.settling) continue;
       running.handedBack = true;
@@ -478,14 +480,14 @@ export class AppServer {
         new PrpcError("the server is stopping; the message was handed back to the broker"),
       );
       try {
-        await delivery.release();
+        await running.delivery.release();
       } catch (err) {
         this.#logger.error("cannot hand a message back", { error: String(err) });
       }
     }
     // Results already on their way get a moment; the broker's close() hands back
     // whatever is still unsettled after that.
-    const settling = [...this.#inFlight.values()].filter((running) => running.settling);
+    const settling = this.#inFlight.values().filter((running) => running.settling);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       Promise.all(settling.map((running) => running.done)),
@@ -529,13 +531,14 @@ export class AppServer {
 
   #accept(delivery: Delivery): void {
     const running: InFlight = {
+      delivery,
       controller: new AbortController(),
       handedBack: false,
       settling: false,
     };
-    this.#inFlight.set(delivery, running);
+    const entry = this.#inFlight.add(running);
     const ended = () => {
-      this.#inFlight.delete(delivery);
+      entry.remove();
       if (this.#inFlight.size === 0) this.#drained?.();
     };
     let handled: Promise<void>;

@@ -94,3 +94,16 @@ Deno.test("a process whose timeouts were all cancelled exits without waiting for
   assert.equal(output.code, 0, new TextDecoder().decode(output.stderr));
   assert.ok(elapsed < 30_000, `exited after ${elapsed} ms`);
 });
+
+Deno.test("Timeouts: a duration whose timeouts were all cancelled serves the next ones, before and after the timer fired", async () => {
+  const timeouts = new Timeouts();
+  for (let round = 0; round < 2; round++) {
+    // Every timeout of the duration cancelled: its list is empty, and kept until the timer fires.
+    for (let i = 0; i < 3; i++) timeouts.start(15, () => assert.fail("cancelled")).cancel();
+    const fired = Promise.withResolvers<number>();
+    const start = performance.now();
+    timeouts.start(15, () => fired.resolve(performance.now() - start));
+    assert.ok((await fired.promise) >= 14);
+    // The timer has fired: the emptied list is gone, and the next round makes a new one.
+  }
+});

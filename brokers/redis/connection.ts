@@ -18,6 +18,7 @@
 
 import { Redis } from "ioredis";
 import { BrokerError } from "../../protocol/errors.ts";
+import { ChurnSet } from "../../protocol/churn.ts";
 import type { Logger } from "../../server/logger.ts";
 import { timeouts } from "../../protocol/timeouts.ts";
 import type { RedisEndpoint } from "./url.ts";
@@ -60,7 +61,7 @@ export class RedisConnection {
   /** The ioredis client, for events and pub/sub. Send commands with {@linkcode send}. */
   readonly redis: Redis;
   /** Rejects each command sent and not answered yet. */
-  readonly #unanswered = new Set<(error: Error) => void>();
+  readonly #unanswered = new ChurnSet<(error: Error) => void>();
   readonly #onReconnect = new Set<() => void>();
   #sessions = 0;
   #up = false;
@@ -79,7 +80,7 @@ export class RedisConnection {
       // sent, and fail there when reconnecting gives up.
       if (!this.#up) return;
       this.#up = false;
-      for (const fail of [...this.#unanswered]) {
+      for (const fail of this.#unanswered.values()) {
         fail(new ReplyLostError("the connection to Redis dropped before Redis answered"));
       }
     });
@@ -117,11 +118,11 @@ export class RedisConnection {
   send<T>(command: (redis: Redis) => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const settle = (outcome: () => void) => {
-        if (!this.#unanswered.delete(fail)) return;
+        if (!unanswered.remove()) return;
         outcome();
       };
       const fail = (error: Error) => settle(() => reject(error));
-      this.#unanswered.add(fail);
+      const unanswered = this.#unanswered.add(fail);
       let reply: Promise<T>;
       try {
         this.#coalesceWrites();

@@ -17,6 +17,7 @@ import { setImmediate } from "node:timers";
 import type { QueueKind } from "../../protocol/envelope.ts";
 import { isoTimestamp } from "../../protocol/envelope.ts";
 import { BrokerError } from "../../protocol/errors.ts";
+import { ChurnMap, ChurnSet, type ChurnSetEntry } from "../../protocol/churn.ts";
 import type { Logger } from "../../server/logger.ts";
 import {
   deadLetterQueueName,
@@ -156,7 +157,7 @@ export class StreamConsumer implements Subscription {
    * place, or with its settling script still under way. The heartbeat keeps
    * these claimed, and recovery and handing back leave them alone.
    */
-  readonly #unsettled = new Map<string, RedisDelivery>();
+  readonly #unsettled = new ChurnMap<RedisDelivery>();
   /** Read, not handed out yet, in the order to hand them out. */
   #waiting: RedisDelivery[] = [];
   #handedOut = 0;
@@ -170,7 +171,7 @@ export class StreamConsumer implements Subscription {
   #tickTimer: ReturnType<typeof setTimeout> | undefined;
   #ticking: Promise<void> | undefined;
   /** Settling scripts under way. */
-  readonly #settling = new Set<Promise<void>>();
+  readonly #settling = new ChurnSet<Promise<void>>();
   /** The last of the runs of recovery and handing back, which must not overlap. */
   #claiming: Promise<unknown> = Promise.resolve();
   /** The blocking connection's client id (`null` when Redis would not tell), per session. */
@@ -253,8 +254,8 @@ export class StreamConsumer implements Subscription {
     this.#tickTimer = undefined;
     // Each command of a tick has a time limit; this bounds the wait should Redis not answer.
     await settledWithin(this.#ticking, STOP_STEP_MS);
-    await settledWithin(Promise.allSettled(this.#settling), STOP_STEP_MS);
-    await this.#releaseAll([...this.#unsettled.values()].filter((delivery) => !delivery.settled));
+    await settledWithin(Promise.allSettled(this.#settling.values()), STOP_STEP_MS);
+    await this.#releaseAll(this.#unsettled.values().filter((delivery) => !delivery.settled));
     await this.#handBackWhileStopping();
     if (this.#answering) {
       for (const kind of KINDS) {
@@ -280,20 +281,21 @@ export class StreamConsumer implements Subscription {
     if (delivery.handedOut) this.#handedOut--;
     this.#schedulePump();
     this.#wakeReader?.();
+    // The callbacks run after the entry exists: a promise's reactions never run synchronously.
     const settling: Promise<void> = work().then(
-      () => this.#settled(delivery, settling),
+      () => this.#settled(delivery, entry),
       (err: unknown) => {
-        this.#settled(delivery, settling);
+        this.#settled(delivery, entry);
         throw err;
       },
     );
-    this.#settling.add(settling);
+    const entry = this.#settling.add(settling);
     return settling;
   }
 
   /** A settling script ended: the delivery is no longer held. */
-  #settled(delivery: RedisDelivery, settling: Promise<void>): void {
-    this.#settling.delete(settling);
+  #settled(delivery: RedisDelivery, settling: ChurnSetEntry): void {
+    settling.remove();
     const key = this.#key(delivery.kind, delivery.id);
     if (this.#unsettled.get(key) === delivery) this.#unsettled.delete(key);
   }
