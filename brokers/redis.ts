@@ -5,7 +5,9 @@
  * PRPC's, so PRPC raw clients and PRPC servers work with it.
  *
  * - Requests: `XADD prpc_{queue} * message <json>` (native) and
- *   `XADD prpc_raw_{queue} * message <json>` (raw), read by servers in the group
+ *   `XADD prpc_raw_{queue} * message <json>` (raw); a client adds the requests
+ *   it sends in one turn with one script run that makes these `XADD`s. Servers
+ *   read them in the group
  *   `prpc_group_consumers` (created with `MKSTREAM` at id `0`, so requests sent
  *   before the first server ever started are kept). The consumer name is the
  *   server's instance name (`PRPC_INSTANCE_NAME`, else a fresh UUID per start).
@@ -74,6 +76,7 @@ import {
 import { openConnection, type RedisConnection, ReplyLostError } from "./redis/connection.ts";
 import { StreamConsumer } from "./redis/consumer.ts";
 import { openRedisInbox } from "./redis/inbox.ts";
+import { RequestBatcher } from "./redis/requests.ts";
 import {
   checkRecoverAfterHeartbeat,
   readRedisSettings,
@@ -87,6 +90,8 @@ class RedisBroker implements Broker {
   readonly kind = "redis" as const;
   readonly maxMessageBytes: number;
   readonly #commands: RedisConnection;
+  /** Requests sent in one turn leave together. */
+  readonly #requests: RequestBatcher;
   readonly #endpoint: RedisEndpoint;
   readonly #settings: RedisSettings;
   readonly #instanceName: string | undefined;
@@ -103,6 +108,7 @@ class RedisBroker implements Broker {
     logger: Logger;
   }) {
     this.#commands = parts.commands;
+    this.#requests = new RequestBatcher(parts.commands);
     this.#endpoint = parts.endpoint;
     this.#settings = parts.settings;
     this.#instanceName = parts.instanceName;
@@ -150,7 +156,7 @@ class RedisBroker implements Broker {
     assertWithinLimit(body, this.maxMessageBytes, "Redis");
     const stream = requestQueueName(queue, kind);
     try {
-      await this.#commands.send((redis) => redis.xadd(stream, "*", "message", body));
+      await this.#requests.add(stream, body);
     } catch (err) {
       if (!(err instanceof ReplyLostError)) throw failure(`add a request to ${stream}`, err);
       // Redis may have added it: failing the call could make its caller send it again, and

@@ -25,6 +25,27 @@ function script(name: string, lua: string): RedisScript {
 }
 
 /**
+ * Adds requests to one stream, in order (a client sends the requests of one
+ * turn in one run). Each `XADD` is its own: one that fails does not stop the
+ * others, and its error is its reply.
+ *
+ * - KEYS[1] request stream
+ * - ARGV: the requests' JSON bodies
+ * - Reply: for each request, its entry id, or the text of the error that refused it
+ */
+export const ADD: RedisScript = script(
+  "add",
+  `
+local replies = {}
+for i = 1, #ARGV do
+  local id = redis.pcall('XADD', KEYS[1], '*', 'message', ARGV[i])
+  if type(id) == 'table' then replies[i] = id.err or 'ERR the request was not added' else replies[i] = id end
+end
+return replies
+`,
+);
+
+/**
  * Settles requests with their results, any number in one run (a server sends
  * the results that finish together in one batch). Every result is stored (and
  * published) before any request is acknowledged, and a failed `SET` aborts the
