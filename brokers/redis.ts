@@ -108,7 +108,7 @@ class RedisBroker implements Broker {
     logger: Logger;
   }) {
     this.#commands = parts.commands;
-    this.#requests = new RequestBatcher(parts.commands);
+    this.#requests = new RequestBatcher(parts.commands, parts.logger);
     this.#endpoint = parts.endpoint;
     this.#settings = parts.settings;
     this.#instanceName = parts.instanceName;

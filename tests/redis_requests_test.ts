@@ -155,3 +155,42 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "redis: a client whose user may not run scripts adds its requests one XADD each, once told",
+  ignore: ownIgnore !== undefined,
+  async fn() {
+    const server = await RedisTestServer.start([
+      "--user",
+      "caller",
+      "on",
+      ">pw",
+      "~*",
+      "&*",
+      "+@all",
+      "-@scripting",
+    ]);
+    const plain = new PlainRedis(server.url);
+    const logger = new RecordingLogger();
+    const broker = await connect({
+      url: `redis://caller:pw@127.0.0.1:${server.port}`,
+      logger,
+    });
+    const queue = `acl_${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const first = [1, 2, 3].map(request);
+      await Promise.all(first.map((body) => broker.publish(queue, "native", body)));
+      const second = [4, 5, 6].map(request);
+      await Promise.all(second.map((body) => broker.publish(queue, "native", body)));
+      // The refused run added nothing: each request is in the stream once, in order.
+      assertEquals(await messages(plain, `prpc_${queue}`), [...first, ...second]);
+      const warnings = logger.at("warn").filter((line) => line.message.includes("scripts"));
+      assertEquals(warnings.length, 1, JSON.stringify(logger.at("warn")));
+      assert(String(warnings[0]!.details?.error).includes("NOPERM"), JSON.stringify(warnings[0]));
+    } finally {
+      await broker.close();
+      await plain.close();
+      await server.stop();
+    }
+  },
+});

@@ -5,11 +5,17 @@
  * alone is added with `XADD`. Each request still gets its own outcome, and the
  * entries are the same as with `XADD`: servers see no difference.
  *
+ * A client whose Redis user may not run scripts (an ACL that allows `XADD`
+ * but not `EVALSHA`) gets the refusal once: that run's requests are sent again
+ * one `XADD` each (a script refused before it ran added nothing), and so is
+ * every later request of the connection.
+ *
  * Internal: not part of the public API.
  *
  * @module
  */
 
+import type { Logger } from "../../server/logger.ts";
 import type { RedisConnection } from "./connection.ts";
 import { ADD, runScript } from "./scripts.ts";
 
@@ -40,13 +46,20 @@ interface Batch {
 /** Gathers the requests of one turn and adds them together; see the module docs. */
 export class RequestBatcher {
   readonly #connection: RedisConnection;
+  readonly #logger: Logger;
   /** This turn's batches, one per stream. */
   #open: Batch[] = [];
   #flushQueued = false;
+  /** Redis refused to run the script for this client: every request is one `XADD`. */
+  #scriptsRefused = false;
 
-  /** @param connection Where the requests are sent. */
-  constructor(connection: RedisConnection) {
+  /**
+   * @param connection Where the requests are sent.
+   * @param logger Where a refusal of the script is reported.
+   */
+  constructor(connection: RedisConnection, logger: Logger) {
     this.#connection = connection;
+    this.#logger = logger;
   }
 
   /**
@@ -90,10 +103,8 @@ export class RequestBatcher {
   }
 
   #send({ stream, requests }: Batch): void {
-    if (requests.length === 1) {
-      const only = requests[0]!;
-      this.#connection.send((redis) => redis.xadd(stream, "*", "message", only.body))
-        .then(() => only.resolve(), only.reject);
+    if (requests.length === 1 || this.#scriptsRefused) {
+      this.#sendEach(stream, requests);
       return;
     }
     const bodies = requests.map((request) => request.body);
@@ -110,8 +121,31 @@ export class RequestBatcher {
         });
       },
       (err: unknown) => {
-        for (const request of requests) request.reject(err);
+        if (!refusedBeforeRunning(err)) {
+          for (const request of requests) request.reject(err);
+          return;
+        }
+        if (!this.#scriptsRefused) {
+          this.#scriptsRefused = true;
+          this.#logger.warn(
+            "Redis refuses to run scripts for this client; its requests are added one XADD each",
+            { stream, error: err instanceof Error ? err.message : String(err) },
+          );
+        }
+        this.#sendEach(stream, requests);
       },
     );
   }
+
+  #sendEach(stream: string, requests: readonly PendingRequest[]): void {
+    for (const request of requests) {
+      this.#connection.send((redis) => redis.xadd(stream, "*", "message", request.body))
+        .then(() => request.resolve(), request.reject);
+    }
+  }
+}
+
+/** Whether Redis refused the script before running it: this user may not run scripts. */
+function refusedBeforeRunning(err: unknown): boolean {
+  return err instanceof Error && err.name === "ReplyError" && /^NOPERM\b/.test(err.message);
 }
