@@ -13,16 +13,6 @@ import { ownServerIgnore, PlainRedis, RedisTestServer } from "./support/redis_se
 
 const ownIgnore = await ownServerIgnore();
 
-/** Calls counted by Redis since the last CONFIG RESETSTAT, by command name. */
-async function commandCalls(plain: PlainRedis): Promise<Record<string, number>> {
-  const info = await plain.redis.info("commandstats");
-  const calls: Record<string, number> = {};
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-    calls[match[1]!] = Number(match[2]);
-  }
-  return calls;
-}
-
 async function finishTogether(calls: number): Promise<Record<string, number>> {
   const server = await RedisTestServer.start();
   const plain = new PlainRedis(server.url);
@@ -52,7 +42,7 @@ async function finishTogether(calls: number): Promise<Record<string, number>> {
     await plain.redis.config("RESETSTAT");
     release.resolve();
     assertEquals(await Promise.all(results), Array.from({ length: calls }, (_, n) => n * 2));
-    const counted = await commandCalls(plain);
+    const counted = await plain.commandCalls();
     assertEquals(await plain.redis.xlen(`prpc_${queue}`), 0);
     const pending = await plain.redis.xpending(`prpc_${queue}`, GROUP) as unknown[];
     assertEquals(pending[0], 0);

@@ -13,16 +13,6 @@ import { ownServerIgnore, PlainRedis, RedisTestServer } from "./support/redis_se
 
 const ownIgnore = await ownServerIgnore();
 
-/** Calls counted by Redis since the last CONFIG RESETSTAT, by command name. */
-async function commandCalls(plain: PlainRedis): Promise<Record<string, number>> {
-  const info = await plain.redis.info("commandstats");
-  const calls: Record<string, number> = {};
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
-    calls[match[1]!] = Number(match[2]);
-  }
-  return calls;
-}
-
 /** The `message` fields of a stream's entries, oldest first. */
 async function messages(plain: PlainRedis, stream: string): Promise<string[]> {
   const entries = await plain.redis.xrange(stream, "-", "+");
@@ -55,7 +45,7 @@ Deno.test({
       await plain.redis.config("RESETSTAT");
       const bodies = Array.from({ length: 40 }, (_, n) => request(n));
       await Promise.all(bodies.map((body) => broker.publish(queue, "native", body)));
-      const counted = await commandCalls(plain);
+      const counted = await plain.commandCalls();
       assertEquals(counted.evalsha, 1);
       assertEquals(counted.xadd, 40);
       assertEquals(await messages(plain, `prpc_${queue}`), bodies);
@@ -71,7 +61,7 @@ Deno.test({
       await plain.redis.config("RESETSTAT");
       await broker.publish(queue, "raw", request(1));
       await broker.publish(queue, "raw", request(2));
-      const counted = await commandCalls(plain);
+      const counted = await plain.commandCalls();
       assertEquals(counted.xadd, 2);
       assertEquals(counted.evalsha, undefined);
       assertEquals(await messages(plain, `prpc_raw_${queue}`), [request(1), request(2)]);
@@ -90,7 +80,7 @@ Deno.test({
         sent.push(broker.publish(queue, n % 2 === 0 ? "native" : "raw", request(n)));
       }
       await Promise.all(sent);
-      assertEquals((await commandCalls(plain)).evalsha, 2);
+      assertEquals((await plain.commandCalls()).evalsha, 2);
       assertEquals(await messages(plain, `prpc_${queue}`), [request(0), request(2), request(4)]);
       assertEquals(await messages(plain, `prpc_raw_${queue}`), [
         request(1),
@@ -109,7 +99,7 @@ Deno.test({
       await plain.redis.config("RESETSTAT");
       const many = Array.from({ length: MAX_ADD_COUNT + 10 }, (_, n) => request(n));
       await Promise.all(many.map((body) => broker.publish(queue, "native", body)));
-      let counted = await commandCalls(plain);
+      let counted = await plain.commandCalls();
       assertEquals(counted.evalsha, 2);
       assertEquals(counted.xadd, many.length);
       assertEquals(await messages(plain, `prpc_${queue}`), many);
@@ -119,7 +109,7 @@ Deno.test({
       const pad = "x".repeat(Math.floor(MAX_ADD_CHARS * 0.4));
       const big = [0, 1, 2].map((n) => JSON.stringify({ message_id: `big${n}`, pad }));
       await Promise.all(big.map((body) => broker.publish(queue, "raw", body)));
-      counted = await commandCalls(plain);
+      counted = await plain.commandCalls();
       assertEquals(counted.evalsha, 1);
       assertEquals(counted.xadd, 3);
       assertEquals(await messages(plain, `prpc_raw_${queue}`), big);

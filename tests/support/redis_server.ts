@@ -219,6 +219,16 @@ export class PlainRedis {
     this.redis = new Redis(url);
   }
 
+  /** Calls Redis counted since its last `CONFIG RESETSTAT`, by command name (`INFO commandstats`). */
+  async commandCalls(): Promise<Record<string, number>> {
+    const info = await this.redis.info("commandstats");
+    const calls: Record<string, number> = {};
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      calls[match[1]!] = Number(match[2]);
+    }
+    return calls;
+  }
+
   /** Closes the connection and waits until its socket is gone. */
   async close(): Promise<void> {
     if (this.redis.status === "end") return;
