@@ -15,6 +15,7 @@ import {
   brokerKindSetting,
   brokerUrlSetting,
   intSetting,
+  maxDepthSetting,
   maxMessageBytesSetting,
   queueNameSetting,
 } from "../protocol/env.ts";
@@ -55,6 +56,13 @@ export interface ClientOptions {
    * broker's limit; never more than the broker's limit.
    */
   maxMessageBytes?: number | undefined;
+  /**
+   * How deeply an argument or a result may nest arrays and objects (the
+   * outermost level is 1). Deeper arguments fail with `SerializationError`
+   * before anything is sent; a deeper result fails its call with
+   * `ProtocolError`. Default: `PRPC_MAX_DEPTH`, else 1 000; at most 2 000.
+   */
+  maxDepth?: number | undefined;
   /** Where to write what happens. Default: the console, from level `info`. */
   logger?: Logger | undefined;
   /** Settings of the broker module; each broker module documents its keys. */
@@ -123,6 +131,7 @@ export class Client {
   readonly #protocol: "native" | "raw";
   readonly #timeoutMs: number;
   readonly #maxMessageBytes: number;
+  readonly #maxDepth: number;
   readonly #logger: Logger;
   readonly #pending = new ChurnMap<PendingCall>();
   /** Where results arrive (native protocol only). */
@@ -146,6 +155,7 @@ export class Client {
     protocol: "native" | "raw";
     timeoutMs: number;
     maxMessageBytes: number;
+    maxDepth: number;
     logger: Logger;
   }) {
     this.#broker = parts.broker;
@@ -153,6 +163,7 @@ export class Client {
     this.#protocol = parts.protocol;
     this.#timeoutMs = parts.timeoutMs;
     this.#maxMessageBytes = parts.maxMessageBytes;
+    this.#maxDepth = parts.maxDepth;
     this.#logger = parts.logger;
   }
 
@@ -176,6 +187,7 @@ export class Client {
       min: 1,
     });
     const maxMessageBytes = maxMessageBytesSetting(options.maxMessageBytes);
+    const maxDepth = maxDepthSetting(options.maxDepth);
     const protocol = options.protocol ?? "native";
     if (protocol !== "native" && protocol !== "raw") {
       throw new ConfigError(
@@ -196,6 +208,7 @@ export class Client {
       protocol,
       timeoutMs,
       maxMessageBytes: maxMessageBytes(broker.maxMessageBytes),
+      maxDepth,
       logger,
     });
     if (protocol === "native") {
@@ -224,12 +237,30 @@ export class Client {
 
   /** A result pushed to the inbox (or read from its key after the inbox may have missed it). */
   #onReply(body: string): void {
-    const result = parseResult(body);
-    if (result === null) {
-      this.#logger.warn("ignored a reply that is not a prpc result", { body: body.slice(0, 200) });
+    const parsed = parseResult(body, this.#maxDepth);
+    if (parsed.ok) this.#settle(parsed.result.message_id, parsed.result);
+    else this.#refuse(parsed.messageId, parsed.reason, body);
+  }
+
+  /**
+   * A result that cannot be given to a caller: the call it names (when one
+   * waits for it) fails with `ProtocolError`; anything else is logged and dropped.
+   */
+  #refuse(messageId: string | null, reason: string, body: string): void {
+    const call = messageId === null ? undefined : this.#take(messageId);
+    if (call === undefined || messageId === null) {
+      this.#logger.warn("ignored a reply that is not a prpc result", {
+        reason,
+        body: body.slice(0, 200),
+      });
       return;
     }
-    this.#settle(result.message_id, result);
+    call.reject(
+      new ProtocolError(`Cannot read the result of ${call.funcName}(): ${reason}`, {
+        funcName: call.funcName,
+        messageId,
+      }),
+    );
   }
 
   /** The inbox may have missed results: read the stored result of every call still waiting. */
@@ -322,15 +353,10 @@ export class Client {
 
   /** Ends a raw call with the result stored for it. */
   #storedResult(messageId: string, body: string): void {
-    const result = parseResult(body);
-    if (result !== null) return this.#settle(messageId, result);
-    const call = this.#take(messageId);
-    call?.reject(
-      new ProtocolError(`the stored result is not a PRPC result: ${body.slice(0, 200)}`, {
-        funcName: call.funcName,
-        messageId,
-      }),
-    );
+    const parsed = parseResult(body, this.#maxDepth);
+    // The key names the call, whatever the stored text says.
+    if (parsed.ok) this.#settle(messageId, parsed.result);
+    else this.#refuse(messageId, `${parsed.reason}: ${body.slice(0, 200)}`, body);
   }
 
   /** Ends a waiting call with its result. */
@@ -428,8 +454,10 @@ export class Client {
         ids,
       );
     }
-    for (let i = 0; i < args.length; i++) assertEncodable(args[i], `args[${i}]`);
-    for (const key of Object.keys(kwargs)) assertEncodable(kwargs[key], `kwargs.${key}`);
+    for (let i = 0; i < args.length; i++) assertEncodable(args[i], `args[${i}]`, this.#maxDepth);
+    for (const key of Object.keys(kwargs)) {
+      assertEncodable(kwargs[key], `kwargs.${key}`, this.#maxDepth);
+    }
     const request: RequestMessage = {
       func_name: funcName,
       func_args: args as unknown[],

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { DEFAULT_MAX_DEPTH, MAX_DEPTH_LIMIT } from "./depth.ts";
 import { ConfigError } from "./errors.ts";
 
 /** Broker kinds prpc can talk to. */
@@ -43,6 +44,8 @@ export interface IntSettingSpec {
   fallback: number;
   /** The smallest allowed value. */
   min: number;
+  /** The largest allowed value. Default: no limit but `Number.MAX_SAFE_INTEGER`. */
+  max?: number;
 }
 
 /**
@@ -53,10 +56,12 @@ export interface IntSettingSpec {
  * @throws {ConfigError} When the value is not a whole number `>= spec.min`.
  */
 export function intSetting(spec: IntSettingSpec): number {
+  const max = spec.max ?? Number.MAX_SAFE_INTEGER;
+  const range = spec.max === undefined ? `>= ${spec.min}` : `from ${spec.min} to ${spec.max}`;
   if (spec.value !== undefined) {
-    if (!Number.isSafeInteger(spec.value) || spec.value < spec.min) {
+    if (!Number.isSafeInteger(spec.value) || spec.value < spec.min || spec.value > max) {
       throw new ConfigError(
-        `Cannot use option ${spec.option} as a whole number >= ${spec.min}: current value is ${spec.value}`,
+        `Cannot use option ${spec.option} as a whole number ${range}: current value is ${spec.value}`,
       );
     }
     return spec.value;
@@ -64,11 +69,9 @@ export function intSetting(spec: IntSettingSpec): number {
   const raw = readEnv(spec.env);
   if (raw === undefined) return spec.fallback;
   const value = Number(raw);
-  if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value) || value < spec.min) {
+  if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(value) || value < spec.min || value > max) {
     throw new ConfigError(
-      `Cannot read ${spec.env} as a whole number >= ${spec.min}: current value is ${
-        JSON.stringify(raw)
-      }`,
+      `Cannot read ${spec.env} as a whole number ${range}: current value is ${JSON.stringify(raw)}`,
     );
   }
   return value;
@@ -171,4 +174,23 @@ export function maxMessageBytesSetting(
       min: 1024,
     });
   return (brokerLimit) => Math.min(configured ?? brokerLimit, brokerLimit);
+}
+
+/**
+ * Resolves how deeply arguments and results may nest, from the option
+ * `maxDepth`, else `PRPC_MAX_DEPTH`, else {@linkcode DEFAULT_MAX_DEPTH}.
+ *
+ * @param option The value given in code.
+ * @returns The limit, from 1 to {@linkcode MAX_DEPTH_LIMIT}.
+ * @throws {ConfigError} When the value is out of that range.
+ */
+export function maxDepthSetting(option: number | undefined): number {
+  return intSetting({
+    value: option,
+    option: "maxDepth",
+    env: "PRPC_MAX_DEPTH",
+    fallback: DEFAULT_MAX_DEPTH,
+    min: 1,
+    max: MAX_DEPTH_LIMIT,
+  });
 }

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { DEFAULT_MAX_DEPTH, nestsDeeper } from "./depth.ts";
 import type { WireError } from "./errors.ts";
 
 /** Version of the native additions, sent as field `prpc`. */
@@ -130,10 +131,17 @@ const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
  * Keyword names `__proto__`, `constructor` and `prototype` are reported by the
  * server as an `ArgumentError`, not here.
  *
+ * A request whose arguments nest deeper than `maxDepth` is refused before
+ * anything walks them (the request object and its `func_args` array or
+ * `func_kwargs` object are the two levels above an argument, and the limit of
+ * the whole text is `maxDepth + 2`). What of it could be read is kept, but
+ * never its arguments, so that nothing echoes them.
+ *
  * @param text The message body.
+ * @param maxDepth How deeply an argument may nest (the outermost level is 1).
  * @returns The request, or why it was rejected.
  */
-export function parseRequest(text: string): ParsedRequest {
+export function parseRequest(text: string, maxDepth: number = DEFAULT_MAX_DEPTH): ParsedRequest {
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -151,6 +159,19 @@ export function parseRequest(text: string): ParsedRequest {
   }
   const fields = data as Record<string, unknown>;
   const messageId = canonicalMessageId(fields.message_id);
+  if (nestsDeeper(text, maxDepth + 2)) {
+    const partial: Partial<RequestMessage> = {};
+    if (typeof fields.func_name === "string") partial.func_name = fields.func_name;
+    if (typeof fields.reply_to === "string" && fields.reply_to !== "") {
+      partial.reply_to = fields.reply_to;
+    }
+    return {
+      ok: false,
+      reason: `message nests arrays and objects deeper than ${maxDepth} levels (maxDepth)`,
+      messageId,
+      partial,
+    };
+  }
   // PRPC raw clients may leave out empty args and kwargs, or send null (Python's None).
   const args = fields.func_args ?? [];
   const kwargs = fields.func_kwargs ?? {};
@@ -247,32 +268,79 @@ export function forbiddenKeyword(kwargs: Record<string, unknown>): string | unde
   return undefined;
 }
 
+/** A result read from the wire: valid, or refused with the reason. */
+export type ParsedResult =
+  | { ok: true; result: ResultMessage }
+  | {
+    ok: false;
+    /** Why it was refused. */
+    reason: string;
+    /** The canonical `message_id` when one could be read, so the call it answers can fail. */
+    messageId: string | null;
+  };
+
 /**
- * Parses a result from its JSON text, as a client receives it.
+ * Parses a result from its JSON text, as a client receives it. Never throws.
  *
  * @param text The message body.
- * @returns The result with a canonical `message_id`, or `null` when the text is not a result.
+ * @param maxDepth How deeply the result value may nest (the result object
+ *   around it is one level more).
+ * @returns The result with a canonical `message_id`, or why the text is not a
+ *   result a caller can be given.
  */
-export function parseResult(text: string): ResultMessage | null {
+export function parseResult(text: string, maxDepth: number = DEFAULT_MAX_DEPTH): ParsedResult {
   let data: unknown;
   try {
     data = JSON.parse(text);
-  } catch {
-    return null;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    return { ok: false, reason: `the result is not JSON: ${why}`, messageId: null };
   }
-  if (!isPlainObject(data)) return null;
+  if (!isPlainObject(data)) {
+    return {
+      ok: false,
+      reason: `a result must be a JSON object, got ${describeJsonType(data)}`,
+      messageId: null,
+    };
+  }
   const fields = data as Record<string, unknown>;
   const messageId = canonicalMessageId(fields.message_id);
-  if (messageId === null) return null;
-  if (fields.exception_info !== null && fields.exception_info !== undefined) {
-    if (typeof fields.exception_info !== "string") return null;
+  if (messageId === null) {
+    return {
+      ok: false,
+      reason: fields.message_id === undefined
+        ? "field message_id of the result is missing"
+        : `field message_id of the result must be a UUID, got ${
+          describeJsonType(fields.message_id)
+        }`,
+      messageId,
+    };
+  }
+  if (
+    fields.exception_info !== null && fields.exception_info !== undefined &&
+    typeof fields.exception_info !== "string"
+  ) {
+    return {
+      ok: false,
+      reason: `field exception_info of the result must be a string or null, got ${
+        describeJsonType(fields.exception_info)
+      }`,
+      messageId,
+    };
+  }
+  if (nestsDeeper(text, maxDepth + 1)) {
+    return {
+      ok: false,
+      reason: `the result nests arrays and objects deeper than ${maxDepth} levels (maxDepth)`,
+      messageId,
+    };
   }
   const result = fields as unknown as ResultMessage;
   result.message_id = messageId;
   if (result.exception_info === undefined) result.exception_info = null;
   if (result.result === undefined) result.result = null;
   if (result.error !== undefined && !isWireErrorShape(result.error)) delete result.error;
-  return result;
+  return { ok: true, result };
 }
 
 function isWireErrorShape(value: unknown): value is WireError {

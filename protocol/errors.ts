@@ -8,6 +8,8 @@
  * @module
  */
 
+import { DEFAULT_MAX_DEPTH, nestsDeeper } from "./depth.ts";
+
 /** Details that errors rebuilt from a remote result carry about where they happened. */
 export interface PrpcErrorOptions {
   /** The error that caused this one. */
@@ -311,10 +313,13 @@ export function toWireError(error: unknown, exposeStack: boolean): WireError {
   if (!(error instanceof Error)) {
     return { type: "RemoteError", name: "Error", message: describeThrown(error) };
   }
+  // A thrown error's name and message may be anything a function set them to.
+  const name = typeof error.name === "string" ? error.name : "Error";
+  const message = typeof error.message === "string" ? error.message : describeThrown(error.message);
   const wire: WireError = {
-    type: error instanceof PrpcError && isWireErrorType(error.name) ? error.name : "RemoteError",
-    name: error.name,
-    message: error.message,
+    type: error instanceof PrpcError && isWireErrorType(name) ? name : "RemoteError",
+    name,
+    message,
   };
   // Stacks help debug the function that threw; prpc's own refusals would only show server paths.
   if (exposeStack && wire.type === "RemoteError" && typeof error.stack === "string") {
@@ -375,7 +380,9 @@ export function fromWireError(
  */
 function isPlainJson(value: unknown): boolean {
   try {
-    return JSON.stringify(value) !== undefined;
+    const text = JSON.stringify(value);
+    // Nested deeper than any caller would read: left out rather than failing the result.
+    return text !== undefined && !nestsDeeper(text, DEFAULT_MAX_DEPTH);
   } catch {
     return false;
   }

@@ -1,4 +1,5 @@
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
+import { DEFAULT_MAX_DEPTH, nestsDeeper } from "../protocol/depth.ts";
 import { PrpcError, SerializationError } from "../protocol/errors.ts";
 import { assert, assertEquals, assertThrows } from "./support/assert.ts";
 
@@ -340,4 +341,66 @@ Deno.test("sizeOverLimit() measures bytes, not UTF-16 code units", () => {
   // Mostly ASCII with one multibyte character, one byte over.
   assertEquals(sizeOverLimit("abcé", 4), 5);
   assertEquals(sizeOverLimit("abcé", 5), null);
+});
+
+// ---------------------------------------------------------------------------
+// Nesting depth
+// ---------------------------------------------------------------------------
+
+/** An array nested `depth` levels deep, built without recursion. */
+function nestedArray(depth: number): unknown[] {
+  let value: unknown[] = [];
+  for (let i = 1; i < depth; i++) value = [value];
+  return value;
+}
+
+Deno.test("assertEncodable() accepts nesting up to maxDepth and refuses one level more, naming the place", () => {
+  assertEncodable(nestedArray(DEFAULT_MAX_DEPTH), "value");
+  const message = refusal({ items: [nestedArray(DEFAULT_MAX_DEPTH - 1)] }, "result");
+  assert(message.includes(`nests deeper than ${DEFAULT_MAX_DEPTH} levels`), message);
+  assert(
+    message.startsWith(
+      `Cannot encode result.items[0]${"[0]".repeat(DEFAULT_MAX_DEPTH - 2)} as JSON`,
+    ),
+    message.slice(0, 80),
+  );
+  assertThrows(
+    () => assertEncodable([[[1]]], "value", 2),
+    SerializationError,
+    "deeper than 2 levels",
+  );
+  assertEncodable([[[1]]], "value", 3);
+});
+
+Deno.test("assertEncodable() refuses 200 000 levels without overflowing the stack", () => {
+  const message = refusal(nestedArray(200_000));
+  assert(message.includes("nests deeper than"), message.slice(-80));
+  let object: Record<string, unknown> = {};
+  for (let i = 0; i < 200_000; i++) object = { a: object };
+  assert(refusal(object).includes("nests deeper than"));
+});
+
+Deno.test("assertEncodable() still finds cycles through toJSON() and siblings that share an object", () => {
+  const shared = { x: 1 };
+  assertEncodable({ a: shared, b: shared, c: [shared, shared] }, "value");
+  const loop: Record<string, unknown> = {};
+  loop.self = { toJSON: () => loop };
+  assert(refusal(loop).includes("cycle"));
+});
+
+Deno.test("nestsDeeper() counts brackets outside strings only, at the exact boundary", () => {
+  assertEquals(nestsDeeper("[[1]]", 2), false);
+  assertEquals(nestsDeeper("[[[1]]]", 2), true);
+  assertEquals(nestsDeeper('{"a":{"b":[1]}}', 3), false);
+  assertEquals(nestsDeeper('{"a":{"b":[1]}}', 2), true);
+  // Brackets and escaped quotes inside strings do not count.
+  assertEquals(nestsDeeper(JSON.stringify({ s: '[[[[[[\\"{{{{' }), 1), false);
+  assertEquals(nestsDeeper(JSON.stringify(['"', "[[["]), 1), false);
+  // Siblings do not add up.
+  assertEquals(nestsDeeper("[[1],[2],[3],[4]]", 2), false);
+  const deep = "[".repeat(100_000) + "]".repeat(100_000);
+  assertEquals(nestsDeeper(deep, DEFAULT_MAX_DEPTH), true);
+  assertEquals(nestsDeeper(deep, 100_000), false);
+  // Short text is not read: it cannot nest deeper than its length.
+  assertEquals(nestsDeeper("[[[", 3), false);
 });

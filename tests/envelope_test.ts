@@ -6,6 +6,7 @@ import {
   parseRequest,
   parseResult,
 } from "../protocol/envelope.ts";
+import { DEFAULT_MAX_DEPTH } from "../protocol/depth.ts";
 import { assert, assertEquals } from "./support/assert.ts";
 
 const ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
@@ -463,6 +464,32 @@ Deno.test("forbiddenKeyword() finds __proto__ in the kwargs of a parsed request"
   assertEquals((parsed.request.func_kwargs as { polluted?: unknown }).polluted, undefined);
 });
 
+Deno.test("parseRequest() accepts arguments nested maxDepth deep and refuses one level more, keeping the id", () => {
+  const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
+  const request = (args: string, kwargs = "{}") =>
+    `{"func_name":"f","message_id":"${ID}","reply_to":"inbox","func_args":${args},"func_kwargs":${kwargs}}`;
+  assert(parseRequest(request(`[${nested(DEFAULT_MAX_DEPTH)}]`)).ok);
+  assert(parseRequest(request("[]", `{"a":${nested(DEFAULT_MAX_DEPTH)}}`)).ok);
+  for (
+    const text of [
+      request(`[${nested(DEFAULT_MAX_DEPTH + 1)}]`),
+      request("[]", `{"a":${nested(DEFAULT_MAX_DEPTH + 1)}}`),
+      request(`[${nested(200_000)}]`),
+    ]
+  ) {
+    const refused = rejection(text);
+    assert(refused.reason.includes(`deeper than ${DEFAULT_MAX_DEPTH} levels`), refused.reason);
+    assertEquals(refused.messageId, ID);
+    // What can be echoed safely is kept; the arguments never are.
+    assertEquals(refused.partial, { func_name: "f", reply_to: "inbox" });
+  }
+  // A lower limit of the server's own: func_args holds one argument nested 3 deep.
+  assert(!parseRequest(request("[[[[1]]]]"), 2).ok);
+  assert(parseRequest(request("[[[[1]]]]"), 3).ok);
+  // Without a readable id it is refused all the same (the server sets it aside).
+  assertEquals(rejection(`{"func_args":${nested(5_000)}}`).messageId, null);
+});
+
 // ---------------------------------------------------------------------------
 // parseResult
 // ---------------------------------------------------------------------------
@@ -479,59 +506,85 @@ const RESULT = {
   prpc: 1,
 };
 
+/** The result `parseResult()` accepts from `text`; fails the test when it refuses it. */
+function accepted(text: string) {
+  const parsed = parseResult(text);
+  if (!parsed.ok) throw new Error(`refused: ${parsed.reason}`);
+  return parsed.result;
+}
+
+/** Why `parseResult()` refuses `text`, and the id it could read; fails the test when it accepts. */
+function refused(text: string) {
+  const parsed = parseResult(text);
+  if (parsed.ok) throw new Error(`accepted ${text.slice(0, 80)}`);
+  return parsed;
+}
+
 Deno.test("parseResult() reads a valid result", () => {
-  assertEquals(parseResult(JSON.stringify(RESULT)), RESULT);
+  assertEquals(accepted(JSON.stringify(RESULT)), RESULT);
 });
 
 Deno.test("parseResult() canonicalises an uppercase or {hex} message_id", () => {
   assertEquals(
-    parseResult(JSON.stringify({ ...RESULT, message_id: ID.toUpperCase() }))?.message_id,
+    accepted(JSON.stringify({ ...RESULT, message_id: ID.toUpperCase() })).message_id,
     ID,
   );
-  assertEquals(
-    parseResult(JSON.stringify({ ...RESULT, message_id: { hex: ID_HEX } }))?.message_id,
-    ID,
-  );
+  assertEquals(accepted(JSON.stringify({ ...RESULT, message_id: { hex: ID_HEX } })).message_id, ID);
 });
 
-Deno.test("parseResult() returns null without a valid message_id", () => {
+Deno.test("parseResult() refuses a result without a valid message_id", () => {
   const { message_id: _, ...withoutId } = RESULT;
-  assertEquals(parseResult(JSON.stringify(withoutId)), null);
-  assertEquals(parseResult(JSON.stringify({ ...RESULT, message_id: "nope" })), null);
-  assertEquals(parseResult(JSON.stringify({ ...RESULT, message_id: { hex: 1 } })), null);
+  assertEquals(refused(JSON.stringify(withoutId)).messageId, null);
+  assert(refused(JSON.stringify(withoutId)).reason.includes("message_id of the result is missing"));
+  assert(refused(JSON.stringify({ ...RESULT, message_id: "nope" })).reason.includes("UUID"));
+  assertEquals(refused(JSON.stringify({ ...RESULT, message_id: { hex: 1 } })).messageId, null);
 });
 
-Deno.test("parseResult() returns null for text that is not a JSON object", () => {
-  assertEquals(parseResult("not json"), null);
-  assertEquals(parseResult(""), null);
-  assertEquals(parseResult("null"), null);
-  assertEquals(parseResult("42"), null);
-  assertEquals(parseResult(JSON.stringify([RESULT])), null);
+Deno.test("parseResult() refuses text that is not a JSON object", () => {
+  assert(refused("not json").reason.startsWith("the result is not JSON"));
+  assert(refused("").reason.startsWith("the result is not JSON"));
+  assert(refused("null").reason.includes("must be a JSON object, got null"));
+  assert(refused("42").reason.includes("got number 42"));
+  assert(refused(JSON.stringify([RESULT])).reason.includes("got an array"));
 });
 
-Deno.test("parseResult() returns null when exception_info is neither a string nor null", () => {
-  assertEquals(parseResult(JSON.stringify({ ...RESULT, exception_info: 42 })), null);
-  assertEquals(parseResult(JSON.stringify({ ...RESULT, exception_info: { name: "E" } })), null);
-  assertEquals(parseResult(JSON.stringify({ ...RESULT, exception_info: false })), null);
+Deno.test("parseResult() refuses an exception_info that is neither a string nor null, naming the call", () => {
+  for (const exception_info of [42, { name: "E" }, false]) {
+    const why = refused(JSON.stringify({ ...RESULT, exception_info }));
+    assertEquals(why.messageId, ID, "the call it answers can fail at once");
+    assert(why.reason.includes("exception_info"), why.reason);
+  }
+});
+
+Deno.test("parseResult() refuses a result nested deeper than maxDepth, naming the call", () => {
+  const deep = (depth: number) => JSON.parse("[".repeat(depth) + "]".repeat(depth));
+  assertEquals(
+    accepted(JSON.stringify({ ...RESULT, result: deep(DEFAULT_MAX_DEPTH) })).message_id,
+    ID,
+  );
+  const why = refused(JSON.stringify({ ...RESULT, result: deep(DEFAULT_MAX_DEPTH + 1) }));
+  assertEquals(why.messageId, ID);
+  assert(why.reason.includes(`deeper than ${DEFAULT_MAX_DEPTH} levels`), why.reason);
+  assertEquals(parseResult(JSON.stringify({ ...RESULT, result: deep(10) }), 9).ok, false);
 });
 
 Deno.test("parseResult() keeps a string exception_info", () => {
-  const parsed = parseResult(
+  const parsed = accepted(
     JSON.stringify({ ...RESULT, result: null, exception_info: "TypeError: bad" }),
   );
-  assertEquals(parsed?.exception_info, "TypeError: bad");
-  assertEquals(parsed?.result, null);
+  assertEquals(parsed.exception_info, "TypeError: bad");
+  assertEquals(parsed.result, null);
 });
 
 Deno.test("parseResult() defaults a missing result and exception_info to null", () => {
-  const parsed = parseResult(JSON.stringify({ message_id: ID, func_name: "f" }));
+  const parsed = accepted(JSON.stringify({ message_id: ID, func_name: "f" }));
   assertEquals(parsed, { message_id: ID, func_name: "f", result: null, exception_info: null });
-  assert(parsed !== null && "result" in parsed && "exception_info" in parsed);
+  assert("result" in parsed && "exception_info" in parsed);
 });
 
 Deno.test("parseResult() keeps falsy results", () => {
   for (const value of [0, false, "", [], {}]) {
-    assertEquals(parseResult(JSON.stringify({ ...RESULT, result: value }))?.result, value);
+    assertEquals(accepted(JSON.stringify({ ...RESULT, result: value })).result, value);
   }
 });
 
@@ -544,15 +597,12 @@ Deno.test("parseResult() keeps a well-formed error object", () => {
     code: "E_BAD",
     data: { n: 1 },
   };
-  const parsed = parseResult(
+  const parsed = accepted(
     JSON.stringify({ ...RESULT, result: null, exception_info: "TypeError: bad", error }),
   );
-  assertEquals(parsed?.error, error);
+  assertEquals(parsed.error, error);
   const withoutStack = { type: "ArgumentError", name: "ArgumentError", message: "m" };
-  assertEquals(
-    parseResult(JSON.stringify({ ...RESULT, error: withoutStack }))?.error,
-    withoutStack,
-  );
+  assertEquals(accepted(JSON.stringify({ ...RESULT, error: withoutStack })).error, withoutStack);
 });
 
 Deno.test("parseResult() removes a malformed error object", () => {
@@ -570,10 +620,9 @@ Deno.test("parseResult() removes a malformed error object", () => {
     { type: "RemoteError", name: "TypeError", message: "bad", stack: null },
   ];
   for (const error of malformed) {
-    const parsed = parseResult(
+    const parsed = accepted(
       JSON.stringify({ ...RESULT, result: null, exception_info: "TypeError: bad", error }),
     );
-    assert(parsed !== null, `rejected the result with error ${JSON.stringify(error)}`);
     assert(!("error" in parsed), `kept error ${JSON.stringify(error)}`);
     assertEquals(parsed.exception_info, "TypeError: bad");
     assertEquals(parsed.message_id, ID);

@@ -9,7 +9,7 @@
  */
 
 import type { ConsumeMessage } from "amqplib";
-import { parseResult } from "../../protocol/envelope.ts";
+import { type ParsedResult, parseResult } from "../../protocol/envelope.ts";
 import { feedbackName } from "../types.ts";
 import { type LinkContext, LinkPart } from "./connection.ts";
 import type { AmqpSession, SessionChannel } from "./session.ts";
@@ -78,8 +78,8 @@ export class FeedbackReader extends LinkPart {
     const fromProperty: unknown = message.properties.messageId;
     const messageId = typeof fromProperty === "string" && fromProperty !== ""
       ? fromProperty
-      : parseResult(body)?.message_id;
-    if (messageId !== undefined) {
+      : messageIdOf(parseResult(body));
+    if (messageId !== null) {
       const now = Date.now();
       this.#results.delete(messageId); // re-inserted at the end, keeping expiry order
       this.#results.set(messageId, { body, expiresAt: now + this.#context.settings.resultTtlMs });
@@ -125,4 +125,9 @@ export class FeedbackReader extends LinkPart {
     }
     await consuming.channel.close();
   }
+}
+
+/** The `message_id` a result answers, when one can be read. */
+function messageIdOf(parsed: ParsedResult): string | null {
+  return parsed.ok ? parsed.result.message_id : parsed.messageId;
 }
