@@ -130,7 +130,16 @@ export interface ConsumeOptions {
   prefetch: number;
 }
 
-/** One request handed to a server. It must be settled exactly once. */
+/**
+ * One request handed to a server. It must be settled exactly once: by
+ * `complete`, `deadLetter` or `release`, and a second settle call is refused.
+ *
+ * A settle call that rejects (or throws) has not settled the message: the
+ * broker module still gives the delivery's place back at once, and the broker
+ * delivers the message again (at once, when its connection closes, or after
+ * the module's redelivery interval, which each module documents). The server
+ * relies on this when a settle call fails: it makes no second one.
+ */
 export interface Delivery {
   /** Which queue it came from. */
   readonly kind: QueueKind;

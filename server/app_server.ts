@@ -6,47 +6,27 @@
 
 import { connectBroker } from "../brokers/load.ts";
 import type { BrokerSettings } from "../brokers/types.ts";
-import type { Broker, Delivery, Reply, Subscription } from "../brokers/types.ts";
+import type { Broker, Delivery, Subscription } from "../brokers/types.ts";
 import { ChurnSet } from "../protocol/churn.ts";
-import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
   boolSetting,
   type BrokerKind,
   brokerKindSetting,
   brokerUrlSetting,
   intSetting,
+  maxDepthSetting,
   maxMessageBytesSetting,
   queueNameSetting,
   readEnv,
 } from "../protocol/env.ts";
-import {
-  forbiddenKeyword,
-  isoTimestamp,
-  type ParsedRequest,
-  parseRequest,
-  PROTOCOL_VERSION,
-  type RequestMessage,
-  type ResultMessage,
-} from "../protocol/envelope.ts";
-import {
-  ArgumentError,
-  CallTimeoutError,
-  ConfigError,
-  exceptionInfo,
-  PayloadTooLargeError,
-  ProtocolError,
-  PrpcError,
-  SerializationError,
-  toWireError,
-  UnknownFunctionError,
-  type WireError,
-} from "../protocol/errors.ts";
-import { type Returned, startAsync } from "../workers/async.ts";
+import { ConfigError, PrpcError } from "../protocol/errors.ts";
 import { WorkerPool } from "../workers/pool.ts";
 import { WORKER_TYPES, type WorkerType } from "../workers/types.ts";
-import { bindArguments } from "./parameters.ts";
 import { consoleLogger, type Logger } from "./logger.ts";
-import { type RegisteredFunction, type RegisterOptions, Registry } from "./registry.ts";
+import { MessageHandler } from "./message_handler.ts";
+import { type RegisterOptions, Registry } from "./registry.ts";
+import { ReplyBuilder } from "./replies.ts";
+import { HeldMessage } from "./settlement.ts";
 import { checkWorkerFunctions } from "./worker_checks.ts";
 
 /** Options of {@linkcode AppServer}. Every option has a default; most can come from `PRPC_*` variables. */
@@ -80,6 +60,14 @@ export interface AppServerOptions {
    * else the broker's limit; never more than the broker's limit.
    */
   maxMessageBytes?: number | undefined;
+  /**
+   * How deeply an argument or a result may nest arrays and objects (the
+   * outermost level is 1). A request nested deeper is refused with a
+   * `ProtocolError` result (or set aside when it has no readable
+   * `message_id`) before anything walks it; a result nested deeper fails with
+   * `SerializationError`. Default: `PRPC_MAX_DEPTH`, else 1 000; at most 2 000.
+   */
+  maxDepth?: number | undefined;
   /**
    * Send stack traces of errors to callers. Default: `true`, unless
    * `PRPC_REDACT_STACKS` is true.
@@ -122,17 +110,6 @@ export interface StopOptions {
 
 type ServerState = "idle" | "starting" | "serving" | "stopping";
 
-/** A message being executed, and how to cut it short. */
-interface InFlight {
-  readonly delivery: Delivery;
-  readonly controller: AbortController;
-  handedBack: boolean;
-  /** Set once the delivery is being settled: stopping waits for it instead of handing it back. */
-  settling: boolean;
-  /** Settles when the message is handled, whatever the outcome. */
-  done?: Promise<void>;
-}
-
 const HANDLED_SIGNALS = ["SIGINT", "SIGTERM"] as const;
 
 /** How long stop() waits for results that were already being sent when it began. */
@@ -167,6 +144,7 @@ export class AppServer {
   readonly #workerTimeoutMs: number | null;
   readonly #maxDeliveries: number;
   readonly #maxMessageBytesFor: (brokerLimit: number) => number;
+  readonly #maxDepth: number;
   readonly #exposeStacks: boolean;
   readonly #instanceNameOption: string | undefined;
   readonly #brokerSettings: BrokerSettings | undefined;
@@ -179,9 +157,9 @@ export class AppServer {
   #state: ServerState = "idle";
   #broker: Broker | undefined;
   #subscription: Subscription | undefined;
-  #maxMessageBytes = 0;
+  #handler: MessageHandler | undefined;
   #instanceName = "";
-  readonly #inFlight = new ChurnSet<InFlight>();
+  readonly #inFlight = new ChurnSet<HeldMessage>();
   #drained: (() => void) | undefined;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #signalHandlers: (() => void)[] = [];
@@ -230,6 +208,7 @@ export class AppServer {
       min: 1,
     });
     this.#maxMessageBytesFor = maxMessageBytesSetting(options.maxMessageBytes);
+    this.#maxDepth = maxDepthSetting(options.maxDepth);
     this.#exposeStacks = options.exposeStacks ??
       !boolSetting(undefined, "PRPC_REDACT_STACKS", false);
     this.#instanceNameOption = options.instanceName ?? readEnv("PRPC_INSTANCE_NAME");
@@ -406,14 +385,29 @@ export class AppServer {
     this.#instanceName = this.#instanceNameOption ?? crypto.randomUUID();
     try {
       await checkWorkerFunctions(this.#registry.workerFunctions, this.#unstableWorkerOptions);
-      this.#pool = new WorkerPool(this.#maxWorkers, this.#logger);
-      this.#broker = await connectBroker(this.#brokerKind, {
+      const pool = new WorkerPool(this.#maxWorkers, this.#logger);
+      this.#pool = pool;
+      const broker = await connectBroker(this.#brokerKind, {
         url: this.#url,
         instanceName: this.#instanceName,
         settings: this.#brokerSettings,
         logger: this.#logger,
       });
-      this.#maxMessageBytes = this.#maxMessageBytesFor(this.#broker.maxMessageBytes);
+      this.#broker = broker;
+      this.#handler = new MessageHandler({
+        queue: this.#queue,
+        registry: this.#registry,
+        pool,
+        broker,
+        replies: new ReplyBuilder({
+          maxMessageBytes: this.#maxMessageBytesFor(broker.maxMessageBytes),
+          maxDepth: this.#maxDepth,
+          exposeStacks: this.#exposeStacks,
+        }),
+        maxDeliveries: this.#maxDeliveries,
+        workerTimeoutMs: this.#workerTimeoutMs,
+        logger: this.#logger,
+      });
       this.#subscription = await this.#broker.consume(
         this.#queue,
         (delivery) => this.#accept(delivery),
@@ -424,6 +418,7 @@ export class AppServer {
       await this.#broker?.close().catch(() => {});
       this.#broker = undefined;
       this.#pool = undefined;
+      this.#handler = undefined;
       throw err;
     }
     this.#state = "serving";
@@ -480,7 +475,7 @@ export class AppServer {
         new PrpcError("the server is stopping; the message was handed back to the broker"),
       );
       try {
-        await running.delivery.release();
+        await running.release();
       } catch (err) {
         this.#logger.error("cannot hand a message back", { error: String(err) });
       }
@@ -502,6 +497,7 @@ export class AppServer {
     } finally {
       this.#broker = undefined;
       this.#subscription = undefined;
+      this.#handler = undefined;
       clearInterval(this.#keepAlive);
       this.#keepAlive = undefined;
       this.#state = "idle";
@@ -529,335 +525,37 @@ export class AppServer {
     this.#signalHandlers = [];
   }
 
+  /**
+   * Takes a delivery from the broker. Never throws: whatever its handling
+   * throws before it is settled ends in an error result or a dead letter
+   * (`settlement.ts`), and its place in the server is given back.
+   */
   #accept(delivery: Delivery): void {
-    const running: InFlight = {
-      delivery,
-      controller: new AbortController(),
-      handedBack: false,
-      settling: false,
-    };
-    const entry = this.#inFlight.add(running);
-    const ended = () => {
-      entry.remove();
-      if (this.#inFlight.size === 0) this.#drained?.();
-    };
+    let held: HeldMessage;
+    let ended: () => void;
+    try {
+      held = new HeldMessage(delivery);
+      const entry = this.#inFlight.add(held);
+      ended = () => {
+        entry.remove();
+        if (this.#inFlight.size === 0) this.#drained?.();
+      };
+    } catch (err) {
+      // Nothing holds it: give it back to the broker rather than strand it.
+      this.#logger.error("cannot take a message; handing it back", { error: String(err) });
+      delivery.release().catch(() => {});
+      return;
+    }
+    const handler = this.#handler!;
     let handled: Promise<void>;
     try {
-      handled = this.#handle(delivery, running);
+      handled = handler.handle(held);
     } catch (err) {
       handled = Promise.reject(err);
     }
-    running.done = handled.then(ended, (err: unknown) => {
-      const error = err instanceof Error ? err.message : String(err);
-      // A message handed back while stopping is settled already: nothing went wrong.
-      if (running.handedBack) this.#logger.debug("a handed-back message ended", { error });
-      else {
-        this.#logger.error("cannot settle a message; the broker will deliver it again", {
-          error,
-        });
-      }
-      ended();
-    });
-  }
-
-  /**
-   * Runs a delivery and settles it. The first delivery of a well-formed request
-   * is answered without waiting for a promise when its function returns a value
-   * at once; everything else takes {@linkcode #handleFully}.
-   */
-  #handle(delivery: Delivery, running: InFlight): Promise<void> {
-    const received = Date.now();
-    const parsed = parseRequest(delivery.body);
-    if (
-      !parsed.ok || delivery.attempt > 1 ||
-      sizeOverLimit(delivery.body, this.#maxMessageBytes) !== null
-    ) {
-      return this.#handleFully(delivery, running, received, parsed);
-    }
-    const reply = this.#execute(delivery, parsed.request, received, running);
-    if (reply instanceof Promise) {
-      return reply.then((ready) => this.#answer(delivery, running, ready));
-    }
-    return this.#answer(delivery, running, reply);
-  }
-
-  /** Settles a delivery with its reply, unless it was handed back meanwhile. */
-  #answer(delivery: Delivery, running: InFlight, reply: Reply): Promise<void> {
-    if (running.handedBack) return Promise.resolve();
-    running.settling = true;
-    return delivery.complete(reply);
-  }
-
-  /** Handles every case: malformed, oversize, redelivered (deduplicated) and poison messages. */
-  async #handleFully(
-    delivery: Delivery,
-    running: InFlight,
-    received: number,
-    parsed: ParsedRequest,
-  ): Promise<void> {
-    if (!parsed.ok) {
-      if (parsed.messageId === null) {
-        this.#logger.warn("set aside a message without a readable message_id", {
-          queue: delivery.kind,
-          reason: parsed.reason,
-        });
-        running.settling = true;
-        await delivery.deadLetter(parsed.reason);
-        return;
-      }
-      this.#logger.warn("refused a malformed message", {
-        messageId: parsed.messageId,
-        reason: parsed.reason,
-      });
-      const request = {
-        func_name: "",
-        func_args: [],
-        func_kwargs: {},
-        ...parsed.partial,
-        message_id: parsed.messageId,
-      };
-      const error = new ProtocolError(parsed.reason, { messageId: parsed.messageId });
-      running.settling = true;
-      await delivery.complete(this.#errorReply(delivery, request, received, error));
-      return;
-    }
-    const request = parsed.request;
-    const oversize = sizeOverLimit(delivery.body, this.#maxMessageBytes);
-    if (oversize !== null) {
-      const error = new PayloadTooLargeError(
-        `request of ${oversize} bytes exceeds the limit of ${this.#maxMessageBytes} bytes`,
-        { size: oversize, limit: this.#maxMessageBytes },
-      );
-      running.settling = true;
-      await delivery.complete(this.#errorReply(delivery, request, received, error));
-      return;
-    }
-    if (delivery.attempt > 1) {
-      let stored: string | null | undefined;
-      try {
-        stored = await this.#broker?.readResult(this.#queue, delivery.kind, request.message_id);
-      } catch (err) {
-        const why = err instanceof Error ? err.message : String(err);
-        running.settling = true;
-        if (delivery.attempt > this.#maxDeliveries) {
-          // Handing it back again would loop for as long as the read fails.
-          const reason =
-            `delivered ${delivery.attempt} times, and its stored result cannot be read: ${why}`;
-          this.#logger.warn("set aside a message whose stored result cannot be read", {
-            messageId: request.message_id,
-            reason,
-          });
-          const error = new ProtocolError(`the message was set aside: ${reason}`);
-          await delivery.deadLetter(reason, this.#errorReply(delivery, request, received, error));
-          return;
-        }
-        // Running it without knowing could run it twice: let the broker deliver it again.
-        this.#logger.warn(
-          "cannot read the stored result of a redelivered message; handing it back",
-          {
-            messageId: request.message_id,
-            error: why,
-          },
-        );
-        await delivery.release();
-        return;
-      }
-      if (running.handedBack) return;
-      if (stored !== null && stored !== undefined) {
-        // Executed before, but the acknowledgement was lost: answer again without running it.
-        this.#logger.debug("answered a redelivered message from its stored result", {
-          messageId: request.message_id,
-        });
-        running.settling = true;
-        await delivery.complete({
-          messageId: request.message_id,
-          body: stored,
-          replyTo: request.reply_to,
-        });
-        return;
-      }
-    }
-    if (delivery.attempt > this.#maxDeliveries) {
-      const reason =
-        `delivered ${delivery.attempt} times without completing (maxDeliveries ${this.#maxDeliveries})`;
-      this.#logger.warn("set aside a poison message", { messageId: request.message_id, reason });
-      const error = new ProtocolError(`the message was set aside: ${reason}`);
-      running.settling = true;
-      await delivery.deadLetter(reason, this.#errorReply(delivery, request, received, error));
-      return;
-    }
-    await this.#answer(
-      delivery,
-      running,
-      await this.#execute(delivery, request, received, running),
+    held.done = handled.then(
+      ended,
+      (err: unknown) => handler.settleAfterFailure(held, err).then(ended, ended),
     );
-  }
-
-  /** Runs the request's function; its reply comes at once when the function returned a value. */
-  #execute(
-    delivery: Delivery,
-    request: RequestMessage,
-    received: number,
-    running: InFlight,
-  ): Reply | Promise<Reply> {
-    const ids = { funcName: request.func_name, messageId: request.message_id };
-    let outcome: Returned | Promise<unknown>;
-    try {
-      if (request.deadline_ms !== undefined && request.deadline_ms <= Date.now()) {
-        throw new CallTimeoutError(
-          "the caller's deadline passed before the call could start; it was not run",
-          ids,
-        );
-      }
-      const forbidden = forbiddenKeyword(request.func_kwargs);
-      if (forbidden !== undefined) {
-        throw new ArgumentError(
-          `${request.func_name}() keyword argument ${JSON.stringify(forbidden)} is not allowed`,
-          ids,
-        );
-      }
-      const registered = this.#registry.get(request.func_name);
-      if (registered === undefined) {
-        throw new UnknownFunctionError(
-          `no function ${JSON.stringify(request.func_name)} is registered on queue ${
-            JSON.stringify(this.#queue)
-          }`,
-          ids,
-        );
-      }
-      let args: unknown[];
-      try {
-        args = bindArguments(registered.parameters, request.func_args, request.func_kwargs);
-      } catch (err) {
-        if (err instanceof ArgumentError) {
-          throw new ArgumentError(`${request.func_name}() ${err.message}`, ids);
-        }
-        throw err;
-      }
-      outcome = this.#run(registered, args, request, delivery.attempt, running);
-    } catch (err) {
-      return this.#errorReply(delivery, request, received, err);
-    }
-    if (outcome instanceof Promise) {
-      return outcome.then(
-        (value) => this.#successReply(delivery, request, received, value),
-        (err) => this.#errorReply(delivery, request, received, err),
-      );
-    }
-    return this.#successReply(delivery, request, received, outcome.value);
-  }
-
-  /** The reply carrying a function's value, or an error reply when the value cannot be sent. */
-  #successReply(
-    delivery: Delivery,
-    request: RequestMessage,
-    received: number,
-    value: unknown,
-  ): Reply {
-    const ids = { funcName: request.func_name, messageId: request.message_id };
-    const result = this.#resultMessage(delivery, request, received);
-    let body: string;
-    try {
-      assertEncodable(value, "the result");
-      result.result = value === undefined ? null : value;
-      body = JSON.stringify(result);
-    } catch (err) {
-      const error = err instanceof SerializationError
-        ? new SerializationError(
-          `${request.func_name}() returned a value that cannot be sent: ${err.message}`,
-          ids,
-        )
-        : err;
-      return this.#errorReply(delivery, request, received, error);
-    }
-    const oversize = sizeOverLimit(body, this.#maxMessageBytes);
-    if (oversize !== null) {
-      const error = new PayloadTooLargeError(
-        `${request.func_name}() returned ${oversize} bytes, over the limit of ${this.#maxMessageBytes} bytes`,
-        { ...ids, size: oversize, limit: this.#maxMessageBytes },
-      );
-      return this.#errorReply(delivery, request, received, error);
-    }
-    return { messageId: request.message_id, body, replyTo: request.reply_to };
-  }
-
-  /** Runs a function in its worker; an `async` function's value comes at once when it returned one. */
-  #run(
-    registered: RegisteredFunction,
-    args: unknown[],
-    request: RequestMessage,
-    attempt: number,
-    running: InFlight,
-  ): Returned | Promise<unknown> {
-    const deadline = request.deadline_ms ?? null;
-    if (registered.target === undefined) {
-      return startAsync({
-        fn: registered.fn,
-        args,
-        funcName: request.func_name,
-        messageId: request.message_id,
-        attempt,
-        deadline: deadline === null ? null : new Date(deadline),
-        controller: running.controller,
-        timeoutMs: this.#workerTimeoutMs,
-      });
-    }
-    return this.#pool!.run(registered.target.spec, {
-      exportName: registered.target.exportName,
-      funcName: request.func_name,
-      args,
-      messageId: request.message_id,
-      attempt,
-      deadline,
-    }, { timeoutMs: this.#workerTimeoutMs, signal: running.controller.signal });
-  }
-
-  /** The result fields shared by successes and errors; raw results echo the request as PRPC does. */
-  #resultMessage(delivery: Delivery, request: RequestMessage, received: number): ResultMessage {
-    const result: ResultMessage = {
-      func_name: request.func_name,
-      message_id: request.message_id,
-      result: null,
-      exception_info: null,
-      date_create_message: request.date_create_message ?? isoTimestamp(received),
-      date_done_message: isoTimestamp(),
-    };
-    if (delivery.kind === "raw") {
-      result.func_args = request.func_args;
-      result.func_kwargs = request.func_kwargs;
-    } else {
-      result.prpc = PROTOCOL_VERSION;
-    }
-    return result;
-  }
-
-  #errorReply(
-    delivery: Delivery,
-    request: RequestMessage,
-    received: number,
-    error: unknown,
-  ): Reply {
-    const wire = toWireError(error, this.#exposeStacks);
-    const result = this.#resultMessage(delivery, request, received);
-    result.exception_info = exceptionInfo(wire);
-    result.error = wire;
-    // Cannot throw: echoed arguments came from JSON.parse and toWireError keeps only
-    // code/data that JSON.stringify accepts.
-    let body = JSON.stringify(result);
-    if (sizeOverLimit(body, this.#maxMessageBytes) !== null) {
-      // Never let an error result fail for size: keep only the error's name and the
-      // start of its message.
-      delete result.func_args;
-      delete result.func_kwargs;
-      const short: WireError = {
-        type: wire.type,
-        name: wire.name,
-        message: `${wire.message.slice(0, 1000)}… (shortened to fit the message size limit)`,
-      };
-      result.error = short;
-      result.exception_info = exceptionInfo(short);
-      body = JSON.stringify(result);
-    }
-    return { messageId: request.message_id, body, replyTo: request.reply_to };
   }
 }

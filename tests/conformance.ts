@@ -25,6 +25,7 @@ import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { deferred, waitFor } from "./support/async.ts";
 import { type ConformanceTarget, type ConformanceTest, Harness } from "./support/harness.ts";
 import { workerConformance } from "./conformance_workers.ts";
+import { limitsConformance } from "./conformance_limits.ts";
 
 export type { ConformanceTarget };
 
@@ -535,4 +536,5 @@ export function runConformance(target: ConformanceTarget): void {
   });
 
   workerConformance(test);
+  limitsConformance(test);
 }

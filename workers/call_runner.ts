@@ -17,13 +17,22 @@ import type { CallOutcome, CallRequest, ThrownError } from "./messages.ts";
  * @returns Its name, message, stack, code and data.
  */
 export function describeError(thrown: unknown): ThrownError {
-  if (!(thrown instanceof Error)) return { name: "Error", message: describeThrown(thrown) };
-  const described: ThrownError = { name: thrown.name, message: thrown.message };
-  if (typeof thrown.stack === "string") described.stack = thrown.stack;
-  const extra = thrown as Error & { code?: unknown; data?: unknown };
-  if (extra.code !== undefined) described.code = extra.code;
-  if (extra.data !== undefined) described.data = extra.data;
-  return described;
+  try {
+    if (!(thrown instanceof Error)) return { name: "Error", message: describeThrown(thrown) };
+    // A function may set name and message to anything, or make their getters throw.
+    const described: ThrownError = {
+      name: typeof thrown.name === "string" ? thrown.name : "Error",
+      message: typeof thrown.message === "string" ? thrown.message : describeThrown(thrown.message),
+    };
+    if (typeof thrown.stack === "string") described.stack = thrown.stack;
+    const extra = thrown as Error & { code?: unknown; data?: unknown };
+    if (extra.code !== undefined) described.code = extra.code;
+    if (extra.data !== undefined) described.data = extra.data;
+    return described;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : "?";
+    return { name: "Error", message: `the function threw an error that cannot be read (${why})` };
+  }
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { assertEncodable } from "../protocol/codec.ts";
+import { MAX_DEPTH_LIMIT } from "../protocol/depth.ts";
 import { runCall } from "./call_runner.ts";
 import { FRAME_MARKER, LineSplitter } from "./frames.ts";
 import type { CallOutcome, CallRequest, WorkerMessage } from "./messages.ts";
@@ -51,7 +52,8 @@ function sendText(json: string): void {
 function encodeOutcome(outcome: CallOutcome): string {
   if (outcome.ok) {
     try {
-      assertEncodable(outcome.value, "the result");
+      // The server checks its own maxDepth; this only keeps JSON.stringify on safe ground.
+      assertEncodable(outcome.value, "the result", MAX_DEPTH_LIMIT);
       return JSON.stringify(outcome);
     } catch (err) {
       return JSON.stringify(

@@ -56,7 +56,12 @@ export function serveThreadCalls(exports: Record<string, unknown>): void {
 
 /** The outcome to send instead of one structured clone cannot carry. */
 function uncloneable(outcome: CallOutcome, err: unknown): CallOutcome {
-  const reason = err instanceof Error ? err.message : String(err);
+  // Structured clone runs out of stack on values nested a few thousand levels deep.
+  const reason = err instanceof RangeError
+    ? `it nests too deeply to be copied (${err.message})`
+    : err instanceof Error
+    ? err.message
+    : String(err);
   if (outcome.ok) {
     return {
       id: outcome.id,
