@@ -43,8 +43,8 @@
  * `replicationFactor`, over their variables), group timings
  * (`sessionTimeoutMs`, `heartbeatIntervalMs`, `rebalanceTimeoutMs`,
  * `maxWaitMs`), `metadataMaxAgeMs`, `offsetMetadataMaxChars`, `groupId`, `clientId`, `connectionTimeoutMs`,
- * `requestTimeoutMs`, `retries`, `maxMessageBytes` (Kafka's
- * `message.max.bytes`, default 1048588) and `resultTtlSec` (600). The
+ * `requestTimeoutMs`, `retries`, `maxMessageBytes` (default: the brokers'
+ * `message.max.bytes`, read at connect) and `resultTtlSec` (600). The
  * README's section "Kafka" has them in a table with their defaults, and
  * `docs/PROTOCOL.md` the records, headers and commit metadata.
  *
@@ -109,10 +109,13 @@ import { type KafkaSettings, readKafkaSettings } from "./kafka/settings.ts";
 import { DeadLetterStore, ResultStore } from "./kafka/stores.ts";
 import { tooLargeResult } from "./kafka/refused.ts";
 import { Topics } from "./kafka/topics.ts";
+import { brokerRecordLimit } from "./kafka/limits.ts";
 
 /** The parts of a connection, built by {@linkcode connect}. */
 interface Parts {
   settings: KafkaSettings;
+  /** The largest record, framing included: the setting, else the brokers' own limit. */
+  recordLimit: number;
   logger: Logger;
   kafka: Kafka;
   admin: Admin;
@@ -139,9 +142,14 @@ class KafkaBroker implements Broker {
   constructor(parts: Parts) {
     this.#parts = parts;
     const { settings } = parts;
-    this.maxMessageBytes = settings.maxMessageBytes - RECORD_OVERHEAD_BYTES;
-    this.#sender = new RecordSender(parts.producer, settings.maxMessageBytes);
-    this.#topics = new Topics(parts.admin, settings.replicationFactor, settings.metadataMaxAgeMs);
+    this.maxMessageBytes = parts.recordLimit - RECORD_OVERHEAD_BYTES;
+    this.#sender = new RecordSender(parts.producer, parts.recordLimit);
+    this.#topics = new Topics(
+      parts.admin,
+      settings.replicationFactor,
+      settings.metadataMaxAgeMs,
+      settings.joinTimeoutMs,
+    );
     const { kafka, admin, logger } = parts;
     this.#context = { kafka, admin, settings, logger, topics: this.#topics };
     this.#inboxes = new Inboxes(this.#context);
@@ -253,7 +261,7 @@ class KafkaBroker implements Broker {
       body,
       this.maxMessageBytes,
       "Kafka",
-      ` (maxMessageBytes ${this.#parts.settings.maxMessageBytes} less ${RECORD_OVERHEAD_BYTES} ` +
+      ` (the record limit ${this.#parts.recordLimit} less ${RECORD_OVERHEAD_BYTES} ` +
         "for the record's key, headers and framing)",
     );
     const topic = requestQueueName(queue, kind);
@@ -350,5 +358,6 @@ export async function connect(options: BrokerConnectOptions): Promise<Broker> {
     await admin.disconnect().catch(() => {});
     throw brokerError(`Cannot connect to Kafka at ${settings.brokers.join(",")}`, err);
   }
-  return new KafkaBroker({ settings, logger, kafka, admin, producer });
+  const recordLimit = settings.maxMessageBytes ?? await brokerRecordLimit(admin, logger);
+  return new KafkaBroker({ settings, recordLimit, logger, kafka, admin, producer });
 }

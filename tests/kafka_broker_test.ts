@@ -3,11 +3,13 @@
  * group, commits while requests of one partition run at once, reply routing,
  * raw interop with a plain kafkajs client, size limits and readResult.
  */
-import { type Delivery, PayloadTooLargeError } from "../mod.ts";
+import { ConfigResourceTypes } from "kafkajs";
+import { connectBroker, type Delivery, PayloadTooLargeError } from "../mod.ts";
 import { feedbackName, requestQueueName } from "../brokers/types.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { type Deferred, deferred, waitFor } from "./support/async.ts";
 import { kafkaTest } from "./support/kafka_setup.ts";
+import { RecordingLogger } from "./support/logger.ts";
 
 kafkaTest(
   "two servers in the group share the partitions, both serve, and one takes over",
@@ -250,13 +252,25 @@ kafkaTest(
   "requests over the limit fail with PayloadTooLargeError, before sending or from Kafka",
   async (k) => {
     const broker = await k.broker();
-    assertEquals(broker.maxMessageBytes, 1_048_588 - 1024);
+    // The limit is the one the broker enforces, read from its configuration.
+    const admin = await k.admin();
+    const { brokers } = await admin.describeCluster();
+    const { resources } = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: ConfigResourceTypes.BROKER, name: String(brokers[0]?.nodeId) }],
+    });
+    const configured = Number(
+      resources[0]?.configEntries.find((entry) => entry.configName === "message.max.bytes")
+        ?.configValue,
+    );
+    assert(configured > 0, "the broker tells its message.max.bytes");
+    assertEquals(broker.maxMessageBytes, configured - 1024);
     const error = await assertRejects(
       broker.publish(k.queue, "raw", "x".repeat(broker.maxMessageBytes + 1)),
       PayloadTooLargeError,
-      "the Kafka broker's limit is 1047564 bytes",
+      `the Kafka broker's limit is ${configured - 1024} bytes`,
     );
-    assertEquals(error.limit, 1_047_564);
+    assertEquals(error.limit, configured - 1024);
     // Told that Kafka takes 4 MiB when it takes its default of about 1 MiB: Kafka refuses.
     const optimistic = await k.broker({ maxMessageBytes: 4 * 1024 * 1024 });
     const refused = await assertRejects(
@@ -310,3 +324,25 @@ kafkaTest("readResult finds results of the last resultTtlSec, not older ones", a
   assertEquals(await broker.readResult(k.queue, "raw", crypto.randomUUID()), null);
   assertEquals(await broker.readResult(`${k.queue}_none`, "raw", recent), null, "no such topic");
 }, { resultTtlSec: 3600 });
+
+Deno.test("kafka: without a maxMessageBytes setting, the limit is the broker's message.max.bytes", async () => {
+  // A broker of its own, with a limit that no default would guess.
+  const { startKafkaDouble } = await import("./support/kafka_double/mod.ts");
+  const double = await startKafkaDouble({ maxMessageBytes: 300_000 });
+  const logger = new RecordingLogger();
+  const read = await connectBroker("kafka", { url: double.url, logger });
+  const given = await connectBroker("kafka", {
+    url: double.url,
+    settings: { maxMessageBytes: 200_000 },
+    logger,
+  });
+  try {
+    assertEquals(read.maxMessageBytes, 300_000 - 1024);
+    assertEquals(given.maxMessageBytes, 200_000 - 1024, "a setting is taken as given");
+    assertEquals(logger.at("warn"), []);
+  } finally {
+    await read.close();
+    await given.close();
+    await double.close();
+  }
+});

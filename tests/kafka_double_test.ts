@@ -744,6 +744,7 @@ Deno.test("kafka double: ApiVersions advertises exactly one version of each impl
         18: [2, 2], // ApiVersions
         19: [3, 3], // CreateTopics
         20: [1, 1], // DeleteTopics
+        32: [2, 2], // DescribeConfigs
         37: [1, 1], // CreatePartitions
       },
     );

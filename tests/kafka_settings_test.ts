@@ -12,7 +12,7 @@ Deno.test("readKafkaSettings reads PRPC's host:port lists and kafka:// URLs", ()
   assertEquals(readKafkaSettings("kafka://[::1]:19092/", undefined).brokers, ["[::1]:19092"]);
   const defaults = readKafkaSettings("localhost:9092", undefined);
   assertEquals(defaults.groupId, "prpc_group_consumers");
-  assertEquals(defaults.maxMessageBytes, 1_048_588);
+  assertEquals(defaults.maxMessageBytes, undefined, "read from the brokers at connect");
   assertEquals(defaults.feedbackTopicPartitions, 4);
   assertEquals(defaults.queueTopicPartitions, undefined, "the server's maxWorkers");
   assertEquals(defaults.replicationFactor, 1);

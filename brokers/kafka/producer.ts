@@ -18,7 +18,8 @@ export class RecordSender {
    * Wraps the connection's producer.
    *
    * @param producer A connected kafkajs producer (`acks: -1` is used for every send).
-   * @param recordLimit The `maxMessageBytes` setting, named in the error when Kafka refuses a record.
+   * @param recordLimit The record limit in use (the `maxMessageBytes` setting, else the
+   *   brokers' `message.max.bytes`), named in the error when Kafka refuses a record.
    */
   constructor(producer: Producer, recordLimit: number) {
     this.#producer = producer;
@@ -46,7 +47,7 @@ export class RecordSender {
             size ?? "a"
           } bytes to ${topic}: Kafka refused the record as too large ` +
             `(MESSAGE_TOO_LARGE); the broker's message.max.bytes (or the topic's ` +
-            `max.message.bytes) is below the maxMessageBytes setting (${this.#recordLimit})`,
+            `max.message.bytes) is below the record limit in use (${this.#recordLimit})`,
           { size, cause: err },
         );
       }

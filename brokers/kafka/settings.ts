@@ -87,8 +87,11 @@ export interface KafkaSettings {
   feedbackTopicPartitions: number;
   /** Replication factor of the topics this module creates. */
   replicationFactor: number;
-  /** The broker's `message.max.bytes` (or the topics' `max.message.bytes`), record framing included. */
-  maxMessageBytes: number;
+  /**
+   * The brokers' `message.max.bytes` (or the topics' `max.message.bytes`),
+   * record framing included; `undefined` = read from the brokers at connect.
+   */
+  maxMessageBytes: number | undefined;
   /** How far back `readResult` looks, and how long it keeps a result it has read. */
   resultTtlMs: number;
 }
@@ -157,7 +160,7 @@ type Value = string | number | boolean;
  * `groupId` (`prpc_group_consumers`), `sessionTimeoutMs` (30000),
  * `heartbeatIntervalMs` (3000), `rebalanceTimeoutMs` (60000), `joinTimeoutMs`
  * (`rebalanceTimeoutMs` + `sessionTimeoutMs`), `maxWaitMs`
- * (500), `metadataMaxAgeMs` (10000), `offsetMetadataMaxChars` (3000), `maxMessageBytes` (1048588, Kafka's default `message.max.bytes`) and
+ * (500), `metadataMaxAgeMs` (10000), `offsetMetadataMaxChars` (3000), `maxMessageBytes` (the brokers' `message.max.bytes`, read at connect) and
  * `resultTtlSec` (600).
  *
  * @param url The broker URL; `undefined` for `localhost:9092`.
@@ -228,7 +231,7 @@ export function readKafkaSettings(
       envInt("queueTopicPartitions"),
     feedbackTopicPartitions: int("feedbackTopicPartitions", 4),
     replicationFactor: int("replicationFactor", 1),
-    maxMessageBytes: int("maxMessageBytes", 1_048_588),
+    maxMessageBytes: (values.maxMessageBytes as number | undefined) ?? envInt("maxMessageBytes"),
     resultTtlMs: 1000 * int("resultTtlSec", 600),
   };
   if (!tlsWanted && (str("sslCaFile") ?? str("sslCertFile") ?? str("sslKeyFile")) !== undefined) {

@@ -12,6 +12,14 @@
  * remembered as missing for {@linkcode MISSING_PARTITION_TTL_MS} (a foreign
  * header must not cost a Metadata request per result).
  *
+ * A topic counts as ready only once the broker's metadata lists a leader for
+ * each of its partitions. Whoever creates a topic waits for that (kafkajs's
+ * `waitForLeaders`); a process that finds a topic another created a moment
+ * earlier (kafkajs's `createTopics` answers `false` for `TOPIC_ALREADY_EXISTS`
+ * and waits for nothing), or that reads a topic with a partition still
+ * without a leader, waits for it here, within `readyTimeoutMs`: a consumer
+ * that subscribed before would fail with `UNKNOWN_TOPIC_OR_PARTITION`.
+ *
  * @module
  */
 
@@ -39,11 +47,20 @@ interface Refresh {
 /** Errors that only mean another process created or grew the topic at the same time. */
 const RACE_ERRORS = new Set(["TOPIC_ALREADY_EXISTS", "INVALID_PARTITIONS"]);
 
+/** Errors of a metadata read that only mean a new topic is not fully there yet. */
+const NOT_READY_ERRORS = new Set(["UNKNOWN_TOPIC_OR_PARTITION", "LEADER_NOT_AVAILABLE"]);
+
+/** Longest pause between two reads while waiting for a topic's leaders. */
+const MAX_READY_PAUSE_MS = 250;
+
 /** Topic administration of one broker connection, with what it has learned cached. */
 export class Topics {
   readonly #admin: Admin;
   readonly #replicationFactor: number;
   readonly #maxAgeMs: number;
+  readonly #readyTimeoutMs: number;
+  /** Topics whose last read showed a partition without a leader. */
+  readonly #leaderless = new Set<string>();
   /** Partition counts seen, by topic. */
   readonly #counts = new Map<string, number>();
   /** When each topic's count was last read, by topic. */
@@ -58,11 +75,13 @@ export class Topics {
    * @param admin A connected kafkajs admin client.
    * @param replicationFactor Replication factor of the topics it creates.
    * @param maxAgeMs How old the counts may get where freshness matters (`metadataMaxAgeMs`).
+   * @param readyTimeoutMs How long to wait for the leaders of a topic another process created.
    */
-  constructor(admin: Admin, replicationFactor: number, maxAgeMs: number) {
+  constructor(admin: Admin, replicationFactor: number, maxAgeMs: number, readyTimeoutMs: number) {
     this.#admin = admin;
     this.#replicationFactor = replicationFactor;
     this.#maxAgeMs = maxAgeMs;
+    this.#readyTimeoutMs = readyTimeoutMs;
   }
 
   /**
@@ -74,6 +93,11 @@ export class Topics {
    * @throws {BrokerError} When Kafka refuses (e.g. a replication factor above the number of brokers).
    */
   async ensure(specs: readonly TopicSpec[]): Promise<void> {
+    await this.#ensureCounts(specs);
+    if (specs.some((spec) => this.#leaderless.has(spec.topic))) await this.#awaitLeaders(specs);
+  }
+
+  async #ensureCounts(specs: readonly TopicSpec[]): Promise<void> {
     const isEnough = (spec: TopicSpec) => (this.#counts.get(spec.topic) ?? 0) >= spec.partitions;
     let raced: unknown;
     // More than one round when another process creates or grows a topic at the same time.
@@ -86,7 +110,7 @@ export class Topics {
       if (missing.length === 0 && small.length === 0) return;
       try {
         if (missing.length > 0) {
-          await this.#admin.createTopics({
+          const created = await this.#admin.createTopics({
             topics: missing.map((spec) => ({
               topic: spec.topic,
               numPartitions: spec.partitions,
@@ -94,6 +118,8 @@ export class Topics {
             })),
             waitForLeaders: true,
           });
+          // false: another process created them a moment ago, and nobody waited for their leaders.
+          if (!created) { for (const spec of missing) this.#leaderless.add(spec.topic); }
         }
         if (small.length > 0) {
           await this.#admin.createPartitions({
@@ -208,13 +234,62 @@ export class Topics {
     } catch (err) {
       throw brokerError("Cannot read the Kafka topics", err);
     }
+    this.#learn(topics);
+  }
+
+  /** Takes in what a metadata read said of the topics it listed. */
+  #learn(topics: readonly TopicMetadata[]): void {
     const now = Date.now();
     for (const { name, partitions } of topics) {
       // Never below a count this connection created: metadata of other brokers may lag.
       this.#counts.set(name, Math.max(partitions.length, this.#counts.get(name) ?? 0));
       this.#readAt.set(name, now);
+      if (partitions.some((partition) => partition.leader < 0)) this.#leaderless.add(name);
+      else this.#leaderless.delete(name);
     }
   }
+
+  /**
+   * Reads the metadata of the topics until each lists at least its partitions,
+   * each with a leader, pausing longer each time, within `readyTimeoutMs`.
+   */
+  async #awaitLeaders(specs: readonly TopicSpec[]): Promise<void> {
+    const names = specs.map((spec) => spec.topic);
+    const deadline = Date.now() + this.#readyTimeoutMs;
+    let pauseMs = 10;
+    let why = "no leader yet";
+    while (true) {
+      try {
+        const { topics } = await this.#admin.fetchTopicMetadata({ topics: names });
+        this.#learn(topics);
+        const ready = specs.every((spec) =>
+          !this.#leaderless.has(spec.topic) &&
+          (topics.find((topic) => topic.name === spec.topic)?.partitions.length ?? 0) >=
+            spec.partitions
+        );
+        if (ready) return;
+      } catch (err) {
+        if (!NOT_READY_ERRORS.has(kafkaErrorType(err) ?? "")) {
+          throw brokerError(`Cannot read the Kafka topics ${names.join(", ")}`, err);
+        }
+        why = errorText(err);
+      }
+      if (Date.now() + pauseMs > deadline) {
+        throw new BrokerError(
+          `Cannot use the Kafka topics ${names.join(", ")}: the broker listed no leader for ` +
+            `each of their partitions within ${this.#readyTimeoutMs} ms (${why})`,
+        );
+      }
+      await delay(pauseMs);
+      pauseMs = Math.min(pauseMs * 2, MAX_READY_PAUSE_MS);
+    }
+  }
+}
+
+/** What kafkajs's `fetchTopicMetadata` says of a topic. */
+interface TopicMetadata {
+  name: string;
+  partitions: { leader: number }[];
 }
 
 function isRace(err: unknown): boolean {

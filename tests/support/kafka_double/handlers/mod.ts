@@ -19,6 +19,7 @@ import {
   leaveGroupApi,
   syncGroupApi,
 } from "./consumer_groups.ts";
+import { describeConfigsApi } from "./describe_configs.ts";
 import { fetchApi } from "./fetch.ts";
 import { listOffsetsApi } from "./list_offsets.ts";
 import { metadataApi } from "./metadata.ts";
@@ -44,6 +45,7 @@ export function createApis(broker: BrokerState): ApiHandler[] {
     createTopicsApi(broker),
     deleteTopicsApi(broker),
     createPartitionsApi(broker),
+    describeConfigsApi(broker),
   ];
   apis.push(apiVersionsApi(() => apis));
   return apis;
