@@ -230,7 +230,7 @@ class KafkaBroker implements Broker {
           ? replyPartition
           : undefined;
         try {
-          await this.#sender.send(topic, resultRecord(reply, routed));
+          await this.#sender.sendSoon(topic, resultRecord(reply, routed));
         } catch (err) {
           // Kafka's limit is below maxMessageBytes: running the call again would not help.
           const body = err instanceof PayloadTooLargeError
@@ -245,7 +245,7 @@ class KafkaBroker implements Broker {
         }
       },
       sendDeadLetter: (kind, body, reason, source, sent) =>
-        this.#sender.send(
+        this.#sender.sendSoon(
           deadLetterQueueName(queue),
           deadLetterRecord(kind, body, reason, source, sent),
         ),

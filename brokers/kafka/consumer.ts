@@ -88,6 +88,9 @@ export const RESTART_DELAYS_MS: readonly number[] = [1_000, 2_000, 5_000, 10_000
 /** Commit metadata is never cut below this many characters (see `#sendCommits`). */
 const METADATA_CHARS_FLOOR = 100;
 
+/** Most partitions whose batches are taken at once. */
+const MAX_CONCURRENT_PARTITIONS = 64;
+
 /** A request handed to the server and not settled yet. */
 interface Running {
   readonly key: string;
@@ -175,6 +178,10 @@ export class ServerConsumer implements Subscription {
     this.#runConfig = {
       autoCommit: false,
       eachBatchAutoResolve: false,
+      // The batches of different partitions are taken at once: each waits for the commit of
+      // its delivery counts, and those commits coalesce into one (see committer.ts). One at a
+      // time, a fetch of N partitions took N commit round trips before the last one ran.
+      partitionsConsumedConcurrently: Math.min(options.prefetch, MAX_CONCURRENT_PARTITIONS),
       eachBatch: (payload) => this.#onBatch(payload),
     };
     const consumer = this.#consumer;
