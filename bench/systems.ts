@@ -113,6 +113,16 @@ export function allSystems(node: string): System[] {
       client: [...DENO, "bench/systems/floor_client.ts"],
       env: {},
     },
+    {
+      name: "floor-kafkajs",
+      description: "the same round trip written directly with kafkajs: acks -1 both ways, " +
+        "results of a batch in one send, offsets committed after the results",
+      delivery: "at-least-once",
+      transport: "kafka",
+      server: [...DENO, "bench/systems/floor_kafka_server.ts"],
+      client: [...DENO, "bench/systems/floor_kafka_client.ts"],
+      env: {},
+    },
     peer(
       node,
       "bullmq",

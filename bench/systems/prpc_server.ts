@@ -9,6 +9,7 @@
 import { AppServer, type BrokerKind, consoleLogger, type WorkerType } from "../../mod.ts";
 import { add } from "../add.ts";
 import { brokerUrl, env, serveUntilTerminated } from "../participant.ts";
+import { FLOOR_PARTITIONS } from "./floor_kafka_topics.ts";
 
 const broker = env("BENCH_BROKER") as BrokerKind;
 const worker = env("BENCH_WORKER") as WorkerType;
@@ -20,6 +21,9 @@ const app = new AppServer({
   maxWorkers: Number(Deno.env.get("BENCH_MAX_WORKERS") ?? env("BENCH_CONCURRENCY")),
   handleSignals: false,
   logger: consoleLogger("warn"),
+  // Kafka: the floor's partition count, not one partition per worker (PRPC's default), so that
+  // both fetch the same number of partitions.
+  ...(broker === "kafka" ? { brokerSettings: { queueTopicPartitions: FLOOR_PARTITIONS } } : {}),
 });
 app.register(
   "add",
