@@ -11,6 +11,16 @@
  * given offsets ({@linkcode TopicReader.reached}). {@linkcode TopicReader.rewind}
  * reads a partition again from an earlier offset.
  *
+ * When kafkajs gives up on the reader's consumer (its connection failed, say
+ * while the broker restarts), the reader does not let kafkajs restart it in
+ * the same group: kafkajs would join as a new member, and the coordinator,
+ * which still counts the old member, would hold the join back until that
+ * member's session expired (`sessionTimeoutMs`, 30 s by default), and with it
+ * every result. It starts a new consumer in a new private group instead,
+ * which nobody else is in, from where the old one got to, again and again
+ * with growing pauses (at most {@linkcode MAX_REPLACE_PAUSE_MS}) while the
+ * broker is away. The old group is left to expire: it holds no commits.
+ *
  * @module
  */
 
@@ -36,19 +46,26 @@ interface Waiter {
   resolve(reached: boolean): void;
 }
 
+/** Longest pause between two tries to replace a failed consumer. */
+export const MAX_REPLACE_PAUSE_MS = 2_000;
+
 /** A running reader; see the module docs. */
 export class TopicReader {
-  readonly #consumer: Consumer;
+  readonly #options: TopicReaderOptions;
+  #consumer: Consumer | undefined;
   /** Next offset to read, by partition. */
   readonly #progress: Map<number, number>;
   readonly #topic: string;
   #waiters: Waiter[] = [];
   #stopped = false;
+  #replacing: Promise<void> | undefined;
+  /** Consumers that failed and were replaced: a batch they still hand over is dropped. */
+  readonly #retired = new WeakSet<Consumer>();
 
-  private constructor(consumer: Consumer, topic: string, start: ReadonlyMap<number, number>) {
-    this.#consumer = consumer;
-    this.#topic = topic;
-    this.#progress = new Map(start);
+  private constructor(options: TopicReaderOptions) {
+    this.#options = options;
+    this.#topic = options.topic;
+    this.#progress = new Map(options.start);
   }
 
   /**
@@ -60,33 +77,44 @@ export class TopicReader {
    * @throws {BrokerError} When the group cannot be joined (kafkajs gave up).
    */
   static async start(options: TopicReaderOptions): Promise<TopicReader> {
-    const { settings, topic } = options;
-    const consumer = options.kafka.consumer({
+    const reader = new TopicReader(options);
+    reader.#consumer = await reader.#open();
+    return reader;
+  }
+
+  /** Starts a consumer in a new private group, reading on from the progress made. */
+  async #open(): Promise<Consumer> {
+    const { settings, topic, logger } = this.#options;
+    const consumer = this.#options.kafka.consumer({
       groupId: `prpc_reader_${crypto.randomUUID()}`,
-      partitionAssigners: [privateAssigner(topic, options.partitions)],
+      partitionAssigners: [privateAssigner(topic, this.#options.partitions)],
       sessionTimeout: settings.sessionTimeoutMs,
       heartbeatInterval: settings.heartbeatIntervalMs,
       rebalanceTimeout: settings.rebalanceTimeoutMs,
       maxWaitTimeInMs: settings.maxWaitMs,
       metadataMaxAge: settings.metadataMaxAgeMs,
       allowAutoTopicCreation: false,
+      // A consumer that fails is replaced, in a new group (see the module docs).
+      retry: { retries: settings.retries, restartOnFailure: () => Promise.resolve(false) },
     });
-    const reader = new TopicReader(consumer, topic, options.start);
     /** A failure kafkajs does not retry, while joining. */
     let failed: Error | undefined;
+    let started = false;
     consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
       for (const partition of payload.memberAssignment[topic] ?? []) {
-        const next = reader.#progress.get(partition);
+        const next = this.#progress.get(partition);
         if (next !== undefined) consumer.seek({ topic, partition, offset: String(next) });
       }
     });
     consumer.on(consumer.events.CRASH, ({ payload }) => {
-      if (!payload.restart) failed ??= payload.error;
-      const log = payload.restart ? options.logger.debug : options.logger.warn;
-      log.call(options.logger, `the reader of ${topic} failed`, {
+      if (!started) {
+        failed ??= payload.error;
+        return;
+      }
+      logger.debug(`the reader of ${topic} failed; reading on in a new group`, {
         error: errorText(payload.error),
-        restarting: payload.restart,
       });
+      this.#replace(consumer);
     });
     try {
       await consumer.connect();
@@ -95,22 +123,8 @@ export class TopicReader {
         autoCommit: false,
         eachBatch: ({ batch, isStale }) => {
           // Fetched before a rewind: the records come again from the rewound offset.
-          if (isStale()) return Promise.resolve();
-          for (const message of batch.messages) {
-            try {
-              options.onMessage(batch.partition, message);
-            } catch (err) {
-              // One bad record must not make kafkajs read the batch again (and hand out the rest twice).
-              options.logger.error(`cannot take a record read from ${topic}`, {
-                error: errorText(err),
-              });
-            }
-          }
-          const next = Number(batch.lastOffset()) + 1;
-          if (next > (reader.#progress.get(batch.partition) ?? 0)) {
-            reader.#progress.set(batch.partition, next);
-          }
-          reader.#wake();
+          if (isStale() || this.#retired.has(consumer)) return Promise.resolve();
+          this.#take(batch.partition, batch.messages, Number(batch.lastOffset()) + 1);
           return Promise.resolve();
         },
       });
@@ -120,7 +134,53 @@ export class TopicReader {
       await consumer.disconnect().catch(() => {});
       throw brokerError(`Cannot start reading the Kafka topic ${topic}`, err);
     }
-    return reader;
+    started = true;
+    return consumer;
+  }
+
+  /** Hands a batch's records on and notes how far the partition has been read. */
+  #take(partition: number, messages: KafkaMessage[], next: number): void {
+    for (const message of messages) {
+      try {
+        this.#options.onMessage(partition, message);
+      } catch (err) {
+        // One bad record must not make kafkajs read the batch again (and hand out the rest twice).
+        this.#options.logger.error(`cannot take a record read from ${this.#topic}`, {
+          error: errorText(err),
+        });
+      }
+    }
+    if (next > (this.#progress.get(partition) ?? 0)) this.#progress.set(partition, next);
+    this.#wake();
+  }
+
+  /** Replaces a failed consumer, trying again with growing pauses until it works or the reader stops. */
+  #replace(failed: Consumer): void {
+    if (this.#stopped || this.#consumer !== failed || this.#replacing !== undefined) return;
+    this.#retired.add(failed);
+    this.#replacing = (async () => {
+      failed.disconnect().catch(() => {});
+      let pauseMs = 100;
+      while (!this.#stopped) {
+        try {
+          const consumer = await this.#open();
+          if (this.#stopped) {
+            await consumer.disconnect().catch(() => {});
+            return;
+          }
+          this.#consumer = consumer;
+          this.#options.logger.debug(`the reader of ${this.#topic} reads on in a new group`);
+          return;
+        } catch (err) {
+          this.#options.logger.debug(`cannot start the reader of ${this.#topic} again yet`, {
+            error: errorText(err),
+            retryInMs: pauseMs,
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        pauseMs = Math.min(pauseMs * 2, MAX_REPLACE_PAUSE_MS);
+      }
+    })().finally(() => (this.#replacing = undefined));
   }
 
   /**
@@ -156,7 +216,13 @@ export class TopicReader {
   rewind(partition: number, offset: number): void {
     if (this.#stopped || offset >= (this.#progress.get(partition) ?? 0)) return;
     this.#progress.set(partition, offset);
-    this.#consumer.seek({ topic: this.#topic, partition, offset: String(offset) });
+    // While a consumer is being replaced, the new one starts from the progress set here.
+    if (this.#replacing !== undefined) return;
+    try {
+      this.#consumer?.seek({ topic: this.#topic, partition, offset: String(offset) });
+    } catch {
+      // Not running (it failed a moment ago): its replacement starts from the progress.
+    }
   }
 
   /** Stops reading and leaves the group. Waiting callers get `false`. */
@@ -164,7 +230,8 @@ export class TopicReader {
     if (this.#stopped) return;
     this.#stopped = true;
     for (const waiter of [...this.#waiters]) waiter.resolve(false);
-    await this.#consumer.disconnect().catch(() => {});
+    await this.#replacing;
+    await this.#consumer?.disconnect().catch(() => {});
   }
 
   #hasReached(targets: ReadonlyMap<number, number>): boolean {
