@@ -5,9 +5,10 @@
  */
 import { callContext } from "../mod.ts";
 import { requestQueueName } from "../brokers/types.ts";
-import { assertEquals } from "./support/assert.ts";
+import { assert, assertEquals } from "./support/assert.ts";
 import { deferred, waitFor } from "./support/async.ts";
 import { kafkaTest } from "./support/kafka_setup.ts";
+import { FAST_GROUP_SETTINGS } from "./support/kafka_target.ts";
 
 const fixture = new URL("./fixtures/kafka_server.ts", import.meta.url).pathname;
 
@@ -48,6 +49,7 @@ kafkaTest(
       const call = client.call("work", [], {}, { timeoutMs: 60_000 });
       await started.promise;
       child.kill("SIGKILL");
+      const killedAt = Date.now();
       await child.status;
 
       const attempts: number[] = [];
@@ -59,6 +61,12 @@ kafkaTest(
         })
       );
       assertEquals(await call, "done");
+      // Liveness, not speed: the dead member's session must end it, and then the call runs.
+      const waitedMs = Date.now() - killedAt;
+      assert(
+        waitedMs <= FAST_GROUP_SETTINGS.sessionTimeoutMs + 5_000,
+        `the call completed ${waitedMs} ms after the kill`,
+      );
       const topic = requestQueueName(k.queue, "native");
       await waitFor(async () => {
         const offsets = await k.committed(topic);
