@@ -87,20 +87,39 @@ return acked
 );
 
 /**
+ * A Lua function for the scripts that copy a request: the bytes of the entry's
+ * `message` field as Redis holds them. The body the server passes was read as
+ * text, so bytes that are not UTF-8 had become U+FFFD in it; it is used only
+ * when the entry is gone (trimmed) or has no `message` field.
+ */
+const ORIGINAL_BODY = `
+local function original_body(stream, id, fallback)
+  local entry = redis.call('XRANGE', stream, id, id)[1]
+  if entry then
+    local fields = entry[2]
+    for i = 1, #fields - 1, 2 do
+      if fields[i] == 'message' then return fields[i + 1] end
+    end
+  end
+  return fallback
+end`;
+
+/**
  * Sets a request aside on the dead-letter stream, with an optional error result
  * for its caller, then acknowledges and deletes it. A request that is not
  * pending any more (settled already, maybe by an earlier run of this script
  * whose reply was lost) is not set aside again.
  *
  * - KEYS[1] request stream, KEYS[2] dead-letter stream, KEYS[3] result key
- * - ARGV[1] group, ARGV[2] entry id, ARGV[3] kind, ARGV[4] body, ARGV[5] reason,
+ * - ARGV[1] group, ARGV[2] entry id, ARGV[3] kind, ARGV[4] body (used only when the entry
+ *   has no `message` field any more, see `ORIGINAL_BODY`), ARGV[5] reason,
  *   ARGV[6] date, ARGV[7] entries to keep (`MAXLEN ~`), ARGV[8] result body or `""`,
  *   ARGV[9] result TTL in ms, ARGV[10] inbox channel or `""`
  * - Reply: the id of the dead-letter entry, or nil when the request was not pending
  */
 export const DEAD_LETTER: RedisScript = script(
   "set aside",
-  `
+  `${ORIGINAL_BODY}
 if ARGV[8] ~= '' then
   redis.call('SET', KEYS[3], ARGV[8], 'PX', ARGV[9])
   if ARGV[10] ~= '' then redis.call('PUBLISH', ARGV[10], ARGV[8]) end
@@ -108,7 +127,8 @@ end
 local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if type(pending) ~= 'table' or pending.err or #pending == 0 then return false end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
-  'kind', ARGV[3], 'body', ARGV[4], 'reason', ARGV[5], 'date', ARGV[6])
+  'kind', ARGV[3], 'body', original_body(KEYS[1], ARGV[2], ARGV[4]), 'reason', ARGV[5],
+  'date', ARGV[6])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return id
@@ -122,18 +142,19 @@ return id
  * consumer has taken the entry over meanwhile (it is that consumer's now).
  *
  * - KEYS[1] request stream
- * - ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] message body,
- *   ARGV[5] deliveries so far
+ * - ARGV[1] group, ARGV[2] consumer, ARGV[3] entry id, ARGV[4] message body (used only
+ *   when the entry has no `message` field any more), ARGV[5] deliveries so far
  * - Reply: the new entry id, or nil when the entry was not this consumer's any more
  */
 export const RELEASE: RedisScript = script(
   "hand back",
-  `
+  `${ORIGINAL_BODY}
 local pending = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
 if type(pending) ~= 'table' or pending.err or #pending == 0 or pending[1][2] ~= ARGV[2] then
   return false
 end
-local id = redis.call('XADD', KEYS[1], '*', 'message', ARGV[4], 'prpc_deliveries', ARGV[5])
+local id = redis.call('XADD', KEYS[1], '*', 'message', original_body(KEYS[1], ARGV[3], ARGV[4]),
+  'prpc_deliveries', ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
 return id
