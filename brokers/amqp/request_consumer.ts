@@ -92,6 +92,8 @@ export class RequestConsumer extends LinkPart implements Subscription {
   readonly #waiting: AmqpDelivery[] = [];
   #consuming: Consuming | undefined;
   #closed = false;
+  /** The consuming channel closing for good, once it is. */
+  #channelClosed: Promise<void> | undefined;
 
   /**
    * Creates the consumer; it starts when its link registers it.
@@ -222,7 +224,9 @@ export class RequestConsumer extends LinkPart implements Subscription {
       // One whose connection was lost meanwhile is back in its queue already.
       if (next.held) this.#hand(next);
     }
-    if (this.#closed && this.#running.size === 0) void this.#consuming?.channel.close();
+    if (this.#closed && this.#running.size === 0 && this.#consuming !== undefined) {
+      void this.#closeChannel(this.#consuming.channel);
+    }
   }
 
   /**
@@ -258,10 +262,21 @@ export class RequestConsumer extends LinkPart implements Subscription {
    * channel closes once the last of them is.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#context.link.unregister(this);
-    await this.#stop();
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#context.link.unregister(this);
+      await this.#stop();
+    }
+    // Called again when the broker closes: the channel must be closed before the connection,
+    // or acknowledgements still in the channel's buffer are lost with it, and their
+    // messages delivered again.
+    await this.#channelClosed;
+  }
+
+  /** Closes the consuming channel once: RabbitMQ has every acknowledgement sent on it by then. */
+  #closeChannel(channel: SessionChannel): Promise<void> {
+    this.#channelClosed ??= channel.close();
+    return this.#channelClosed;
   }
 
   async #stop(): Promise<void> {
@@ -276,7 +291,7 @@ export class RequestConsumer extends LinkPart implements Subscription {
     }
     // Taken but never handed out: give them to other servers now.
     for (const waiting of this.#waiting.splice(0)) await waiting.release();
-    if (this.#running.size === 0) await consuming.channel.close();
+    if (this.#running.size === 0) await this.#closeChannel(consuming.channel);
   }
 }
 
