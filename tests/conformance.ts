@@ -26,6 +26,7 @@ import { deferred, waitFor } from "./support/async.ts";
 import { type ConformanceTarget, type ConformanceTest, Harness } from "./support/harness.ts";
 import { workerConformance } from "./conformance_workers.ts";
 import { limitsConformance } from "./conformance_limits.ts";
+import { fuzzConformance } from "./conformance_fuzz.ts";
 
 export type { ConformanceTarget };
 
@@ -537,4 +538,5 @@ export function runConformance(target: ConformanceTarget): void {
 
   workerConformance(test);
   limitsConformance(test);
+  fuzzConformance(test);
 }
