@@ -29,7 +29,10 @@ kafkaTest(
     // rebalance timeout (60 s) or session timeout (10 s) ends, far beyond joinTimeoutMs.
     const topic = `stuck_${crypto.randomUUID().slice(0, 8)}`;
     const admin = await k.admin();
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }], waitForLeaders: true });
+    await admin.createTopics({
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
+      waitForLeaders: true,
+    });
     const stuck = deferred<void>();
     const released = deferred<void>();
     const member = k.kafka.consumer({
