@@ -47,6 +47,7 @@ import { PartitionLedger } from "./ledger.ts";
 import { messageIdOf, replyPartitionOf, sentMicros } from "./records.ts";
 import type { KafkaSettings } from "./settings.ts";
 import { Slots } from "./slots.ts";
+import { topicOffsets } from "./offsets.ts";
 
 /** How a server's results and dead letters leave; implemented by the broker connection. */
 export interface Outbox {
@@ -510,7 +511,7 @@ export class ServerConsumer implements Subscription {
     const [topic, partition] = splitKey(key);
     const [offsets, ends] = await Promise.all([
       this.#admin.fetchOffsets({ groupId: this.#settings.groupId, topics: [topic] }),
-      this.#admin.fetchTopicOffsets(topic),
+      topicOffsets(this.#admin, topic),
     ]);
     const committed = offsets.find((t) => t.topic === topic)?.partitions
       .find((p) => p.partition === partition);

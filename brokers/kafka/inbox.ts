@@ -29,6 +29,7 @@ import { brokerError } from "./client.ts";
 import type { KafkaContext } from "./context.ts";
 import { header, REPLY_TO_HEADER } from "./records.ts";
 import { TopicReader } from "./reader.ts";
+import { topicOffsets } from "./offsets.ts";
 
 /** The partition a connection reads in one feedback topic, and its reader. */
 interface ReplyReader {
@@ -128,7 +129,7 @@ export class Inboxes {
     const partition = Math.floor(Math.random() * count);
     let end: number;
     try {
-      const offsets = await admin.fetchTopicOffsets(topic);
+      const offsets = await topicOffsets(admin, topic);
       end = Number(offsets.find((offset) => offset.partition === partition)?.high ?? 0);
     } catch (err) {
       throw brokerError(`Cannot read the end offsets of the Kafka topic ${topic}`, err);

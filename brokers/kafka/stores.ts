@@ -34,6 +34,7 @@ import { brokerError } from "./client.ts";
 import type { KafkaContext } from "./context.ts";
 import { messageIdOf, readDeadLetter, sentMicros } from "./records.ts";
 import { TopicReader } from "./reader.ts";
+import { topicOffsets, topicOffsetsByTimestamp } from "./offsets.ts";
 
 /** Dead-letter entries a connection keeps per queue (the oldest). */
 export const DEAD_LETTERS_KEPT = 10_000;
@@ -77,7 +78,7 @@ function closedError(): BrokerError {
 /** The end offsets of a topic's partitions, by partition. */
 async function endOffsets(admin: Admin, topic: string): Promise<Map<number, number>> {
   try {
-    const offsets = await admin.fetchTopicOffsets(topic);
+    const offsets = await topicOffsets(admin, topic);
     return new Map(offsets.map(({ partition, high }) => [partition, Number(high)]));
   } catch (err) {
     throw brokerError(`Cannot read the end offsets of the Kafka topic ${topic}`, err);
@@ -204,7 +205,8 @@ export class ResultStore {
     const context = this.#context;
     let start: number;
     try {
-      const offsets = await context.admin.fetchTopicOffsetsByTimestamp(
+      const offsets = await topicOffsetsByTimestamp(
+        context.admin,
         topic,
         Date.now() - this.#ttlMs,
       );
@@ -321,7 +323,7 @@ export class DeadLetterStore {
   async #start(topic: string): Promise<TopicReader> {
     let start: Map<number, number>;
     try {
-      const offsets = await this.#context.admin.fetchTopicOffsets(topic);
+      const offsets = await topicOffsets(this.#context.admin, topic);
       start = new Map(offsets.map(({ partition, low }) => [partition, Number(low)]));
     } catch (err) {
       throw brokerError(`Cannot find where to start reading the Kafka topic ${topic}`, err);
