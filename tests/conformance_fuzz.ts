@@ -21,7 +21,7 @@ import {
   type QueueKind,
 } from "../mod.ts";
 import { assert, assertEquals } from "./support/assert.ts";
-import { deferred, waitFor } from "./support/async.ts";
+import { gateFunction, waitFor } from "./support/async.ts";
 import {
   echo,
   FuzzRandom,
@@ -98,18 +98,6 @@ class BareBrokers {
     }
     if (failures.length > 0) throw failures[0];
   }
-}
-
-/** `gate(count)`: each call waits until `count` calls are running, then returns `count`. */
-function gateFunction(): (count: number) => Promise<number> {
-  let running = 0;
-  let allIn = deferred();
-  return async (count: number) => {
-    if (++running === count) allIn.resolve();
-    await allIn.promise;
-    if (--running === 0) allIn = deferred();
-    return count;
-  };
 }
 
 /**

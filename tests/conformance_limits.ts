@@ -7,7 +7,7 @@
 
 import { ProtocolError, RemoteError, SerializationError } from "../mod.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
-import { deferred, waitFor } from "./support/async.ts";
+import { gateFunction, waitFor } from "./support/async.ts";
 import type { ConformanceTest, Harness } from "./support/harness.ts";
 import { RecordingLogger } from "./support/logger.ts";
 import * as funcs from "./fixtures/worker_funcs.ts";
@@ -27,18 +27,6 @@ async function assertFullCapacity(h: Harness, maxWorkers: number): Promise<void>
   const client = await h.client({ timeoutMs: 10_000 });
   const calls = Array.from({ length: maxWorkers }, () => client.call("gate", [maxWorkers]));
   assertEquals(await Promise.all(calls), Array(maxWorkers).fill(maxWorkers));
-}
-
-/** Registers `gate`: each call waits until `count` calls are running, then returns `count`. */
-function gateFunction(): (count: number) => Promise<number> {
-  let running = 0;
-  let allIn = deferred();
-  return async (count: number) => {
-    if (++running === count) allIn.resolve();
-    await allIn.promise;
-    if (--running === 0) allIn = deferred();
-    return count;
-  };
 }
 
 /** A logger that throws on `warn`, as a user's logger might. */

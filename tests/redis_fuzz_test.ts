@@ -16,7 +16,7 @@
 import { Buffer } from "node:buffer";
 import { AppServer, Client, type QueueKind } from "../mod.ts";
 import { assertEquals } from "./support/assert.ts";
-import { deferred, waitFor } from "./support/async.ts";
+import { gateFunction, waitFor } from "./support/async.ts";
 import { echo, FuzzRandom, fuzzSeed, summ } from "./support/fuzz.ts";
 import { RecordingLogger } from "./support/logger.ts";
 import { PlainRedis, redisForTests } from "./support/redis_server.ts";
@@ -253,18 +253,6 @@ function entryCase(r: FuzzRandom): EntryCase {
     default:
       return setAside("an empty message", new Uint8Array(), "message is not JSON");
   }
-}
-
-/** `gate(count)`: each call waits until `count` calls are running, then returns `count`. */
-function gateFunction(): (count: number) => Promise<number> {
-  let running = 0;
-  let allIn = deferred();
-  return async (count: number) => {
-    if (++running === count) allIn.resolve();
-    await allIn.promise;
-    if (--running === 0) allIn = deferred();
-    return count;
-  };
 }
 
 /** The field values of a stream entry read as bytes, by name (the first of repeated names). */

@@ -38,3 +38,19 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
+
+/**
+ * A server function `gate(count)` whose calls each wait until `count` of them
+ * are running at once, then return `count`: that many calls complete only
+ * when a server runs that many at once (a slot lost for good makes them time out).
+ */
+export function gateFunction(): (count: number) => Promise<number> {
+  let running = 0;
+  let allIn = deferred();
+  return async (count: number) => {
+    if (++running === count) allIn.resolve();
+    await allIn.promise;
+    if (--running === 0) allIn = deferred();
+    return count;
+  };
+}
