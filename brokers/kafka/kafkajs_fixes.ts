@@ -1,8 +1,8 @@
 /**
- * Works around a kafkajs 2.2.4 bug that costs CPU on every connection, for as
- * long as the connection is open (kafkajs has had no release since 2023).
+ * Works around two kafkajs 2.2.4 problems (kafkajs has had no release since
+ * 2023). Both are applied once, when the Kafka module loads.
  *
- * Each kafkajs connection has a request queue, which after every request
+ * **A 1 ms timer loop per connection.** Each kafkajs connection has a request queue, which after every request
  * schedules a check of its pending requests in `throttledUntil - Date.now()`
  * ms. Unthrottled, `throttledUntil` is `-1`, so the delay is a huge negative
  * number; the runtime turns it into 1 ms (and Deno warns once,
@@ -16,12 +16,27 @@
  * `push`, which schedules the check again itself, and a throttle reply sets
  * `throttledUntil` before the queue looks again.
  *
+ * **A consumer restarted after a crash joins as a stranger.** When kafkajs
+ * gives up on a consumer (it cannot find the group's coordinator while a
+ * broker restarts, say) and the consumer is run again, kafkajs joins the group
+ * with no member id, as a new member. The coordinator still counts the old
+ * member, and holds every join of the group back until the old member's
+ * session expires (`sessionTimeoutMs`, 30 s by default): a server serves
+ * nothing for that long after the broker is back. kafkajs 2.2.4 has no static
+ * membership (KIP-345) and no way to name a member id. The fix: a consumer
+ * that joins without a member id, but joined before, asks to join under the
+ * id it had. A coordinator that still knows the member takes it back at once;
+ * one that does not answers `UNKNOWN_MEMBER_ID`, on which kafkajs joins
+ * afresh, as it would have anyway.
+ *
  * @module
  */
 
-// kafkajs publishes no types for its internals; the shape used is declared below.
+// kafkajs publishes no types for its internals; the shapes used are declared below.
 // @ts-ignore: a CommonJS module of kafkajs without a declaration file
 import RequestQueueModule from "kafkajs/src/network/requestQueue/index.js";
+// @ts-ignore: a CommonJS module of kafkajs without a declaration file
+import ConsumerGroupModule from "kafkajs/src/consumer/consumerGroup.js";
 
 /** The part of kafkajs's `RequestQueue` that the fix touches. */
 interface RequestQueue {
@@ -45,4 +60,42 @@ function fixRequestQueue(): void {
   prototype[FIXED] = true;
 }
 
+/** The part of kafkajs's `ConsumerGroup` (one per run of a consumer) that the fix touches. */
+interface ConsumerGroup {
+  memberId: string | null;
+  /** One per kafkajs consumer, shared by the groups of its runs. */
+  instrumentationEmitter: object;
+}
+
+/** The member id each kafkajs consumer (by its event emitter) last joined under. */
+const lastMemberIds = new WeakMap<object, string>();
+
+/** Applies the fix once per process; does nothing if kafkajs's internals are not as expected. */
+function fixRejoin(): void {
+  const prototype = (ConsumerGroupModule as { prototype: Record<symbol, unknown> }).prototype;
+  const join = Object.getOwnPropertySymbols(prototype).find((symbol) =>
+    symbol.description === "private:ConsumerGroup:join"
+  );
+  const original = join === undefined ? undefined : prototype[join];
+  if (join === undefined || typeof original !== "function" || prototype[FIXED]) return;
+  prototype[join] = async function (this: ConsumerGroup): Promise<void> {
+    const consumer = this.instrumentationEmitter;
+    if (this.memberId === null) this.memberId = lastMemberIds.get(consumer) ?? null;
+    await (original as (this: ConsumerGroup) => Promise<void>).call(this);
+    if (this.memberId !== null) lastMemberIds.set(consumer, this.memberId);
+  };
+  // A member that left the group is gone: the next run joins afresh. A leave that failed (the
+  // broker is away, as when kafkajs gives up on a consumer) leaves the member in the group.
+  const leave = (prototype as { leave?: unknown }).leave;
+  if (typeof leave === "function") {
+    (prototype as { leave: unknown }).leave = async function (this: ConsumerGroup) {
+      const left = await leave.call(this);
+      lastMemberIds.delete(this.instrumentationEmitter);
+      return left;
+    };
+  }
+  prototype[FIXED] = true;
+}
+
 fixRequestQueue();
+fixRejoin();
