@@ -26,7 +26,7 @@ export const MAX_DEPTH_LIMIT = 2_000;
 /**
  * Tells whether JSON text nests arrays and objects deeper than `maxDepth`,
  * with one pass over its characters and no recursion (the outermost level
- * counts as 1). Text of at most `maxDepth` characters is not read at all. It
+ * counts as 1). Text shorter than `2 * (maxDepth + 1)` characters is not read at all. It
  * assumes the text is JSON (strings are skipped by their quotes); on any other
  * text its answer means nothing.
  *
@@ -35,8 +35,8 @@ export const MAX_DEPTH_LIMIT = 2_000;
  * @returns `true` when some place nests deeper.
  */
 export function nestsDeeper(text: string, maxDepth: number): boolean {
-  // Each level needs an opening bracket of its own.
-  if (text.length <= maxDepth) return false;
+  // Each level needs an opening and a closing bracket of its own.
+  if (text.length < 2 * (maxDepth + 1)) return false;
   let depth = 0;
   const length = text.length;
   for (let i = 0; i < length; i++) {
@@ -52,6 +52,27 @@ export function nestsDeeper(text: string, maxDepth: number): boolean {
       if (++depth > maxDepth) return true;
     } else if (c === 0x5d || c === 0x7d) { // ] }
       depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * Tells whether a parsed value nests arrays and objects deeper than
+ * `maxDepth`, without recursion (the outermost level counts as 1).
+ *
+ * @param value A value parsed from JSON.
+ * @param maxDepth The deepest nesting allowed.
+ * @returns `true` when some place nests deeper.
+ */
+export function valueNestsDeeper(value: unknown, maxDepth: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [next, depth] = stack.pop()!;
+    if (typeof next !== "object" || next === null) continue;
+    if (depth > maxDepth) return true;
+    for (const child of Array.isArray(next) ? next : Object.values(next)) {
+      if (typeof child === "object" && child !== null) stack.push([child, depth + 1]);
     }
   }
   return false;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { DEFAULT_MAX_DEPTH, nestsDeeper } from "./depth.ts";
+import { DEFAULT_MAX_DEPTH, nestsDeeper, valueNestsDeeper } from "./depth.ts";
 import type { WireError } from "./errors.ts";
 
 /** Version of the native additions, sent as field `prpc`. */
@@ -284,7 +284,8 @@ export type ParsedResult =
  *
  * @param text The message body.
  * @param maxDepth How deeply the result value may nest (the result object
- *   around it is one level more).
+ *   around it is one level more; a raw result's echoed arguments, inside
+ *   `func_args` or `func_kwargs`, two).
  * @returns The result with a canonical `message_id`, or why the text is not a
  *   result a caller can be given.
  */
@@ -328,7 +329,13 @@ export function parseResult(text: string, maxDepth: number = DEFAULT_MAX_DEPTH):
       messageId,
     };
   }
-  if (nestsDeeper(text, maxDepth + 1)) {
+  // The result value sits one level inside the result, a raw result's echoed arguments two: when
+  // the text nests just one level more than a value may, the value itself is measured.
+  if (
+    nestsDeeper(text, maxDepth + 1) &&
+    (!echoesArguments(fields) || nestsDeeper(text, maxDepth + 2) ||
+      valueNestsDeeper(fields.result, maxDepth))
+  ) {
     return {
       ok: false,
       reason: `the result nests arrays and objects deeper than ${maxDepth} levels (maxDepth)`,
@@ -341,6 +348,11 @@ export function parseResult(text: string, maxDepth: number = DEFAULT_MAX_DEPTH):
   if (result.result === undefined) result.result = null;
   if (result.error !== undefined && !isWireErrorShape(result.error)) delete result.error;
   return { ok: true, result };
+}
+
+/** Whether a result repeats its request's arguments (raw results do, as PRPC's). */
+function echoesArguments(fields: Record<string, unknown>): boolean {
+  return fields.func_args !== undefined || fields.func_kwargs !== undefined;
 }
 
 function isWireErrorShape(value: unknown): value is WireError {

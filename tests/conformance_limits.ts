@@ -130,6 +130,14 @@ export function limitsConformance(test: ConformanceTest): void {
     assertEquals(funcs.depthOf(await client.call("deep", [20])), 20);
   });
 
+  test("a raw client takes a result that echoes an argument maxDepth deep", async (h) => {
+    await h.server((app) => app.register("depth", funcs.depthOf), { maxDepth: 20 });
+    const client = await h.client({ maxDepth: 20, protocol: "raw" });
+    // The raw result repeats the argument under func_args: two levels below the result object.
+    assertEquals(await client.call("depth", [funcs.nested(20)]), 20);
+    assertEquals(await client.call("depth", [], { value: funcs.nested(20) }), 20);
+  });
+
   for (const worker of ["thread", "process"] as const) {
     test(`${worker} workers take arguments maxDepth deep and refuse deeper results with SerializationError`, async (h) => {
       await h.server((app) => {

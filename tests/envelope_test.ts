@@ -568,6 +568,14 @@ Deno.test("parseResult() refuses a result nested deeper than maxDepth, naming th
   assertEquals(parseResult(JSON.stringify({ ...RESULT, result: deep(10) }), 9).ok, false);
 });
 
+Deno.test("parseResult() lets a raw result echo arguments maxDepth deep, but not a deeper result value", () => {
+  const deep = (depth: number) => JSON.parse("[".repeat(depth) + "]".repeat(depth));
+  const raw = { ...RESULT, func_args: [deep(10)], func_kwargs: { k: deep(10) } };
+  assertEquals(parseResult(JSON.stringify({ ...raw, result: deep(10) }), 10).ok, true);
+  assertEquals(parseResult(JSON.stringify({ ...raw, result: deep(11) }), 10).ok, false);
+  assertEquals(parseResult(JSON.stringify({ ...raw, func_args: [deep(11)] }), 10).ok, false);
+});
+
 Deno.test("parseResult() keeps a string exception_info", () => {
   const parsed = accepted(
     JSON.stringify({ ...RESULT, result: null, exception_info: "TypeError: bad" }),
