@@ -531,6 +531,12 @@ export class AppServer {
    * (`settlement.ts`), and its place in the server is given back.
    */
   #accept(delivery: Delivery): void {
+    const handler = this.#handler;
+    if (handler === undefined) {
+      // A broker that hands over a message after the server stopped: give it back.
+      this.#handBack(delivery);
+      return;
+    }
     let held: HeldMessage;
     let ended: () => void;
     try {
@@ -543,10 +549,9 @@ export class AppServer {
     } catch (err) {
       // Nothing holds it: give it back to the broker rather than strand it.
       this.#logger.error("cannot take a message; handing it back", { error: String(err) });
-      delivery.release().catch(() => {});
+      this.#handBack(delivery);
       return;
     }
-    const handler = this.#handler!;
     let handled: Promise<void>;
     try {
       handled = handler.handle(held);
@@ -557,5 +562,16 @@ export class AppServer {
       ended,
       (err: unknown) => handler.settleAfterFailure(held, err).then(ended, ended),
     );
+  }
+
+  /** Hands a delivery that nothing holds back to the broker; never throws. */
+  #handBack(delivery: Delivery): void {
+    try {
+      delivery.release().catch((err) =>
+        this.#logger.error("cannot hand a message back", { error: String(err) })
+      );
+    } catch (err) {
+      this.#logger.error("cannot hand a message back", { error: String(err) });
+    }
   }
 }

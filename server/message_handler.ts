@@ -205,6 +205,7 @@ export class MessageHandler {
     received: number,
     err: unknown,
   ): Promise<void> {
+    if (held.handedBack) return; // the stopping server handed it back meanwhile
     const why = err instanceof Error ? err.message : String(err);
     const attempt = held.delivery.attempt;
     if (attempt > this.#parts.maxDeliveries) {

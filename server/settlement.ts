@@ -25,6 +25,13 @@ import type { ParsedRequest } from "../protocol/envelope.ts";
 import { describeThrown, ProtocolError, PrpcError } from "../protocol/errors.ts";
 import type { Logger } from "./logger.ts";
 
+/** A second settle call, refused: a bug in the server, since the first one stands. */
+class SettledTwiceError extends PrpcError {
+  constructor() {
+    super("Cannot settle a message that is settled already");
+  }
+}
+
 /** A delivery the server holds until it settles it; see the module docs. */
 export class HeldMessage {
   /** Aborted when the server stops and hands the message back. */
@@ -80,9 +87,7 @@ export class HeldMessage {
   }
 
   #settle(work: () => Promise<void>): Promise<void> {
-    if (this.#settling) {
-      return Promise.reject(new PrpcError("Cannot settle a message that is settled already"));
-    }
+    if (this.#settling) return Promise.reject(new SettledTwiceError());
     this.#settling = true;
     try {
       return work();
@@ -127,6 +132,10 @@ export async function settleAfterFailure(
   if (held.handedBack) {
     // Handed back while stopping: settled already, nothing went wrong.
     log("debug", "a handed-back message ended");
+    return;
+  }
+  if (failure instanceof SettledTwiceError) {
+    log("error", "refused to settle a message a second time; the first settle stands");
     return;
   }
   if (held.settling) {

@@ -141,3 +141,16 @@ Deno.test("settleAfterFailure() keeps a prpc error's own type and settles even w
   assert(seen instanceof ProtocolError && seen.message === "field x is wrong");
   assertEquals(delivery.calls, ["complete field x is wrong"]);
 });
+
+Deno.test("settleAfterFailure() says so when the failure is a second settle, and settles nothing more", async () => {
+  const delivery = new RecordingDelivery();
+  const held = new HeldMessage(delivery);
+  await held.complete({ messageId: "id", body: "first" });
+  const second = await held.release().catch((err) => err);
+  const logger = new RecordingLogger();
+  await settleAfterFailure(held, second, { errorReply: (_h, e) => reply(e), logger });
+  assertEquals(delivery.calls, ["complete first"]);
+  assertEquals(logger.at("error").map((line) => line.message), [
+    "refused to settle a message a second time; the first settle stands",
+  ]);
+});
