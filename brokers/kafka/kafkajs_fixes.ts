@@ -25,9 +25,9 @@
  * nothing for that long after the broker is back. kafkajs 2.2.4 has no static
  * membership (KIP-345) and no way to name a member id. The fix: a consumer
  * that joins without a member id, but joined before, asks to join under the
- * id it had. A coordinator that still knows the member takes it back at once;
- * one that does not answers `UNKNOWN_MEMBER_ID`, on which kafkajs joins
- * afresh, as it would have anyway.
+ * id it had, once. A coordinator that still knows the member takes it back at
+ * once; one that does not answers `UNKNOWN_MEMBER_ID`, on which kafkajs clears
+ * the id and joins afresh, as it would have anyway.
  *
  * @module
  */
@@ -69,6 +69,8 @@ interface ConsumerGroup {
 
 /** The member id each kafkajs consumer (by its event emitter) last joined under. */
 const lastMemberIds = new WeakMap<object, string>();
+/** The runs that were offered their consumer's last member id already. */
+const offered = new WeakSet<object>();
 
 /** Applies the fix once per process; does nothing if kafkajs's internals are not as expected. */
 function fixRejoin(): void {
@@ -80,8 +82,18 @@ function fixRejoin(): void {
   if (join === undefined || typeof original !== "function" || prototype[FIXED]) return;
   prototype[join] = async function (this: ConsumerGroup): Promise<void> {
     const consumer = this.instrumentationEmitter;
-    if (this.memberId === null) this.memberId = lastMemberIds.get(consumer) ?? null;
-    await (original as (this: ConsumerGroup) => Promise<void>).call(this);
+    // Offered once per run: a coordinator that no longer knows the member answers
+    // UNKNOWN_MEMBER_ID, kafkajs clears the id and joins again, and then joins afresh.
+    if (this.memberId === null && !offered.has(this)) {
+      offered.add(this);
+      this.memberId = lastMemberIds.get(consumer) ?? null;
+    }
+    try {
+      await (original as (this: ConsumerGroup) => Promise<void>).call(this);
+    } catch (err) {
+      if ((err as { type?: unknown }).type === "UNKNOWN_MEMBER_ID") lastMemberIds.delete(consumer);
+      throw err;
+    }
     if (this.memberId !== null) lastMemberIds.set(consumer, this.memberId);
   };
   // A member that left the group is gone: the next run joins afresh. A leave that failed (the

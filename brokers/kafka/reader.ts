@@ -59,6 +59,8 @@ export class TopicReader {
   #waiters: Waiter[] = [];
   #stopped = false;
   #replacing: Promise<void> | undefined;
+  /** A consumer that failed while a replacement was being set up. */
+  #failedWhileReplacing: Consumer | undefined;
   /** Consumers that failed and were replaced: a batch they still hand over is dropped. */
   readonly #retired = new WeakSet<Consumer>();
 
@@ -78,11 +80,14 @@ export class TopicReader {
    */
   static async start(options: TopicReaderOptions): Promise<TopicReader> {
     const reader = new TopicReader(options);
-    reader.#consumer = await reader.#open();
+    await reader.#open();
     return reader;
   }
 
-  /** Starts a consumer in a new private group, reading on from the progress made. */
+  /**
+   * Starts a consumer in a new private group, reading on from the progress
+   * made, and makes it the reader's consumer once it has joined.
+   */
   async #open(): Promise<Consumer> {
     const { settings, topic, logger } = this.#options;
     const consumer = this.#options.kafka.consumer({
@@ -114,7 +119,9 @@ export class TopicReader {
       logger.debug(`the reader of ${topic} failed; reading on in a new group`, {
         error: errorText(payload.error),
       });
-      this.#replace(consumer);
+      // Failed while it was still being set up as a replacement: replaced once that ends.
+      if (this.#replacing !== undefined) this.#failedWhileReplacing = consumer;
+      else this.#replace(consumer);
     });
     try {
       await consumer.connect();
@@ -135,6 +142,7 @@ export class TopicReader {
       throw brokerError(`Cannot start reading the Kafka topic ${topic}`, err);
     }
     started = true;
+    this.#consumer = consumer;
     return consumer;
   }
 
@@ -168,7 +176,6 @@ export class TopicReader {
             await consumer.disconnect().catch(() => {});
             return;
           }
-          this.#consumer = consumer;
           this.#options.logger.debug(`the reader of ${this.#topic} reads on in a new group`);
           return;
         } catch (err) {
@@ -180,7 +187,12 @@ export class TopicReader {
         await new Promise((resolve) => setTimeout(resolve, pauseMs));
         pauseMs = Math.min(pauseMs * 2, MAX_REPLACE_PAUSE_MS);
       }
-    })().finally(() => (this.#replacing = undefined));
+    })().finally(() => {
+      this.#replacing = undefined;
+      const failedMeanwhile = this.#failedWhileReplacing;
+      this.#failedWhileReplacing = undefined;
+      if (failedMeanwhile !== undefined) this.#replace(failedMeanwhile);
+    });
   }
 
   /**
