@@ -39,8 +39,8 @@
 
 export { AppServer, type AppServerOptions, type StopOptions } from "./server/app_server.ts";
 export type { RegisterOptions } from "./server/registry.ts";
-export { type CallContext, callContext } from "./server/call_context.ts";
-export { consoleLogger, type Logger, type LogLevel } from "./server/logger.ts";
+export { type CallContext, callContext } from "./protocol/call_context.ts";
+export { consoleLogger, type Logger, type LogLevel } from "./protocol/logger.ts";
 export { type CallOptions, Client, type ClientOptions } from "./client/client.ts";
 export type { Decoded, RemoteApi, UntypedApi } from "./client/proxy.ts";
 export type { WorkerType } from "./workers/types.ts";

@@ -79,7 +79,7 @@
 import { type Admin, type Kafka, Partitioners, type Producer } from "kafkajs";
 import type { QueueKind } from "../protocol/envelope.ts";
 import { BrokerError, PayloadTooLargeError } from "../protocol/errors.ts";
-import { consoleLogger, type Logger } from "../server/logger.ts";
+import { consoleLogger, type Logger } from "../protocol/logger.ts";
 import {
   assertWithinLimit,
   type Broker,

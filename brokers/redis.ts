@@ -59,7 +59,7 @@
 
 import type { QueueKind } from "../protocol/envelope.ts";
 import { BrokerError } from "../protocol/errors.ts";
-import { consoleLogger, type Logger } from "../server/logger.ts";
+import { consoleLogger, type Logger } from "../protocol/logger.ts";
 import {
   assertWithinLimit,
   type Broker,

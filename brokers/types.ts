@@ -15,7 +15,7 @@ import { sizeOverLimit } from "../protocol/codec.ts";
 import type { QueueKind } from "../protocol/envelope.ts";
 import { PayloadTooLargeError } from "../protocol/errors.ts";
 import type { BrokerKind } from "../protocol/env.ts";
-import type { Logger } from "../server/logger.ts";
+import type { Logger } from "../protocol/logger.ts";
 
 /** Settings every broker module accepts. */
 export interface BrokerConnectOptions {

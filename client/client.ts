@@ -37,7 +37,7 @@ import {
   ProtocolError,
   PrpcError,
 } from "../protocol/errors.ts";
-import { consoleLogger, type Logger } from "../server/logger.ts";
+import { consoleLogger, type Logger } from "../protocol/logger.ts";
 import { type Timeout, timeouts } from "../protocol/timeouts.ts";
 import { createProxy, type RemoteApi, type UntypedApi } from "./proxy.ts";
 

@@ -22,7 +22,7 @@ import {
 import { ConfigError, PrpcError } from "../protocol/errors.ts";
 import { WorkerPool } from "../workers/pool.ts";
 import { WORKER_TYPES, type WorkerType } from "../workers/types.ts";
-import { consoleLogger, type Logger } from "./logger.ts";
+import { consoleLogger, type Logger } from "../protocol/logger.ts";
 import { MessageHandler } from "./message_handler.ts";
 import { type RegisterOptions, Registry } from "./registry.ts";
 import { ReplyBuilder } from "./replies.ts";

@@ -28,7 +28,7 @@ import {
 } from "../protocol/errors.ts";
 import { type Returned, startAsync } from "../workers/async.ts";
 import type { WorkerPool } from "../workers/pool.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../protocol/logger.ts";
 import { bindArguments } from "./parameters.ts";
 import type { RegisteredFunction, Registry } from "./registry.ts";
 import type { ReplyBuilder } from "./replies.ts";

@@ -23,7 +23,7 @@
 import type { Delivery, Reply } from "../brokers/types.ts";
 import type { ParsedRequest } from "../protocol/envelope.ts";
 import { describeThrown, ProtocolError, PrpcError } from "../protocol/errors.ts";
-import type { Logger } from "./logger.ts";
+import type { Logger } from "../protocol/logger.ts";
 
 /** A second settle call, refused: a bug in the server, since the first one stands. */
 class SettledTwiceError extends PrpcError {

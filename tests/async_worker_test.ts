@@ -1,7 +1,7 @@
 /** The `async` worker on its own: values, thenables and the time limit. */
 import { runAsync } from "../workers/async.ts";
 import { WorkerTimeoutError } from "../protocol/errors.ts";
-import { callContext } from "../server/call_context.ts";
+import { callContext } from "../protocol/call_context.ts";
 import { assertEquals, assertRejects } from "./support/assert.ts";
 
 function task(fn: (...args: unknown[]) => unknown, timeoutMs: number | null = 50) {

@@ -6,7 +6,7 @@
  */
 
 import { WorkerTimeoutError } from "../protocol/errors.ts";
-import { type CallContext, runInCallContext } from "../server/call_context.ts";
+import { type CallContext, runInCallContext } from "../protocol/call_context.ts";
 import { timeouts } from "../protocol/timeouts.ts";
 
 /** One function call to run. */

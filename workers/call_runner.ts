@@ -6,7 +6,7 @@
  * @module
  */
 
-import { runInCallContext } from "../server/call_context.ts";
+import { runInCallContext } from "../protocol/call_context.ts";
 import { describeThrown } from "../protocol/errors.ts";
 import type { CallOutcome, CallRequest, ThrownError } from "./messages.ts";
 

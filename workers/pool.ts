@@ -15,7 +15,7 @@ import {
   WorkerTimeoutError,
 } from "../protocol/errors.ts";
 import { type Timeout, timeouts } from "../protocol/timeouts.ts";
-import type { Logger } from "../server/logger.ts";
+import type { Logger } from "../protocol/logger.ts";
 import type { WorkerHandle, WorkerSpec } from "./handle.ts";
 import type { CallOutcome, CallRequest, ThrownError } from "./messages.ts";
 import { ProcessWorker } from "./process_worker.ts";

@@ -11,7 +11,7 @@
 
 import { type ChannelModel, connect, type RecoveringChannelModel } from "amqplib";
 import { BrokerError } from "../../protocol/errors.ts";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import { AmqpSession, errorText } from "./session.ts";
 import type { AmqpSettings } from "./settings.ts";
 

@@ -9,7 +9,7 @@
 import type { Channel, ChannelModel, ConfirmChannel, GetMessage, Message, Options } from "amqplib";
 import { Buffer } from "node:buffer";
 import { BrokerError, PayloadTooLargeError } from "../../protocol/errors.ts";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import { LostError, oversizeLimit, RefusedError, ReturnedError } from "./failures.ts";
 
 /** The AMQP reply code of an error from amqplib, when it has one (404, 406, ...). */

@@ -9,7 +9,7 @@
 import { Kafka, type KafkaConfig, logLevel } from "kafkajs";
 import "./kafkajs_fixes.ts";
 import { BrokerError, ConfigError, PrpcError } from "../../protocol/errors.ts";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import type { KafkaSettings } from "./settings.ts";
 
 /**

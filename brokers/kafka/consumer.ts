@@ -36,7 +36,7 @@
 import type { Admin, Consumer, ConsumerRunConfig, EachBatchPayload, KafkaMessage } from "kafkajs";
 import type { QueueKind } from "../../protocol/envelope.ts";
 import { BrokerError } from "../../protocol/errors.ts";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import type { Delivery, Reply, Subscription } from "../types.ts";
 import { requestQueueName } from "../types.ts";
 import { roundRobinAssigner, stickyAssigner, type TopicPartitions } from "./assigners.ts";

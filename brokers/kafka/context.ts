@@ -5,7 +5,7 @@
  */
 
 import type { Admin, Kafka } from "kafkajs";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import type { KafkaSettings } from "./settings.ts";
 import type { Topics } from "./topics.ts";
 

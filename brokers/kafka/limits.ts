@@ -13,7 +13,7 @@
  */
 
 import { type Admin, ConfigResourceTypes } from "kafkajs";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import { errorText } from "./client.ts";
 
 /** The limit assumed when the brokers' configuration cannot be read: the lowest default of any Kafka. */

@@ -19,7 +19,7 @@
 import { Redis } from "ioredis";
 import { BrokerError } from "../../protocol/errors.ts";
 import { ChurnSet } from "../../protocol/churn.ts";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import { timeouts } from "../../protocol/timeouts.ts";
 import type { RedisEndpoint } from "./url.ts";
 

@@ -18,7 +18,7 @@ import type { QueueKind } from "../../protocol/envelope.ts";
 import { isoTimestamp } from "../../protocol/envelope.ts";
 import { BrokerError } from "../../protocol/errors.ts";
 import { ChurnMap, ChurnSet, type ChurnSetEntry } from "../../protocol/churn.ts";
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import {
   deadLetterQueueName,
   type Delivery,

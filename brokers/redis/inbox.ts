@@ -12,7 +12,7 @@
  * @module
  */
 
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import type { Inbox } from "../types.ts";
 import { openConnection } from "./connection.ts";
 import type { RedisEndpoint } from "./url.ts";

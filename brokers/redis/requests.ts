@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { Logger } from "../../server/logger.ts";
+import type { Logger } from "../../protocol/logger.ts";
 import type { RedisConnection } from "./connection.ts";
 import { ADD, runScript } from "./scripts.ts";
 

@@ -8,7 +8,7 @@
  */
 
 import { AsyncLocalStorage } from "node:async_hooks";
-import { PrpcError } from "../protocol/errors.ts";
+import { PrpcError } from "./errors.ts";
 
 /** What a running function can know about the call it serves. */
 export interface CallContext {
