@@ -11,6 +11,7 @@ import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { deferred, waitFor } from "./support/async.ts";
 import { kafkaTest } from "./support/kafka_setup.ts";
 import { RecordingLogger } from "./support/logger.ts";
+import { topicOffsets } from "../brokers/kafka/offsets.ts";
 
 kafkaTest("start() fails with BrokerError when the group refuses the server", async (k) => {
   // Above group.max.session.timeout.ms (Kafka's default is 1 800 000, 300 000 before 2.3).
@@ -127,7 +128,7 @@ kafkaTest(
     assertEquals(partitions?.length, 4, "grown by the server");
     await waitFor(async () => {
       await client.call("ping");
-      const offsets = await admin.fetchTopicOffsets(topic);
+      const offsets = await topicOffsets(admin, topic);
       return offsets.some(({ partition, high }) => partition > 0 && Number(high) > 0);
     }, "a request on a partition the server added");
   },
