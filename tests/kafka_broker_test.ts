@@ -4,12 +4,13 @@
  * raw interop with a plain kafkajs client, size limits and readResult.
  */
 import { ConfigResourceTypes } from "kafkajs";
-import { connectBroker, type Delivery, PayloadTooLargeError } from "../mod.ts";
+import { AppServer, Client, connectBroker, type Delivery, PayloadTooLargeError } from "../mod.ts";
 import { feedbackName, requestQueueName } from "../brokers/types.ts";
 import { topicOffsets } from "../brokers/kafka/offsets.ts";
 import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { type Deferred, deferred, waitFor } from "./support/async.ts";
 import { kafkaTest } from "./support/kafka_setup.ts";
+import { testUrl } from "./support/kafka_target.ts";
 import { RecordingLogger } from "./support/logger.ts";
 
 kafkaTest(
@@ -344,6 +345,29 @@ Deno.test("kafka: without a maxMessageBytes setting, the limit is the broker's m
   } finally {
     await read.close();
     await given.close();
+    await double.close();
+  }
+});
+
+Deno.test("kafka: a new queue whose topics the broker's metadata does not list yet for 300 ms starts and serves", async () => {
+  // A KRaft broker answers UNKNOWN_TOPIC_OR_PARTITION for a moment after creating a topic; a
+  // CI run on a real one failed so in kafkajs's own wait for leaders.
+  const { startKafkaDouble } = await import("./support/kafka_double/mod.ts");
+  const double = await startKafkaDouble({ metadataLagMs: 300 });
+  const url = testUrl(double.url, { groupId: `prpc_group_${crypto.randomUUID()}` });
+  const queue = `lagging_${crypto.randomUUID().slice(0, 8)}`;
+  const logger = new RecordingLogger();
+  const server = new AppServer({ broker: "kafka", url, queue, handleSignals: false, logger })
+    .register("add", (a: number, b: number) => a + b);
+  let client: Client | undefined;
+  try {
+    await server.start();
+    client = await Client.connect({ broker: "kafka", url, queue, logger });
+    assertEquals(await client.call("add", [2, 3]), 5);
+    assertEquals(logger.at("error"), []);
+  } finally {
+    await client?.close();
+    await server.stop({ graceMs: 0 });
     await double.close();
   }
 });

@@ -161,7 +161,9 @@ Deno.test("crc32c() matches the CRC-32C check values of RFC 3720 and the '123456
 });
 
 Deno.test("startKafkaDouble() rejects invalid options with RangeError", async () => {
-  for (const options of [{ port: -1 }, { port: 1.5 }, { maxMessageBytes: 0 }]) {
+  for (
+    const options of [{ port: -1 }, { port: 1.5 }, { maxMessageBytes: 0 }, { metadataLagMs: -1 }]
+  ) {
     await startKafkaDouble(options).then(
       () => assert.fail(`accepted ${JSON.stringify(options)}`),
       (error) => assert.ok(error instanceof RangeError, String(error)),
@@ -812,7 +814,15 @@ Deno.test("fetchApi() answers a waiting Fetch as soon as a batch is appended", a
   const log = new Log();
   log.createTopic("woken", 1);
   const groups = new GroupCoordinator();
-  const broker = { host: "127.0.0.1", port: 9092, log, groups, maxMessageBytes: 1_048_588 };
+  const broker = {
+    host: "127.0.0.1",
+    port: 9092,
+    log,
+    groups,
+    maxMessageBytes: 1_048_588,
+    metadataLagMs: 0,
+    createdAt: new Map(),
+  };
   const request = new Reader(fetchRequest("woken", { maxWaitMs: 20_000, minBytes: 1 }).toBytes());
   const context = {
     clientId: "unit",

@@ -12,6 +12,7 @@ import { deferred, waitFor } from "./support/async.ts";
 import { kafkaTest } from "./support/kafka_setup.ts";
 import { RecordingLogger } from "./support/logger.ts";
 import { topicOffsets } from "../brokers/kafka/offsets.ts";
+import { Topics } from "../brokers/kafka/topics.ts";
 
 kafkaTest("start() fails with BrokerError when the group refuses the server", async (k) => {
   // Above group.max.session.timeout.ms (Kafka's default is 1 800 000, 300 000 before 2.3).
@@ -30,10 +31,8 @@ kafkaTest(
     // rebalance timeout (60 s) or session timeout (10 s) ends, far beyond joinTimeoutMs.
     const topic = `stuck_${crypto.randomUUID().slice(0, 8)}`;
     const admin = await k.admin();
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: 1, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
+    // As prpc creates its topics: a real broker may not list a new topic for a moment.
+    await new Topics(admin, 1, 60_000, 10_000).ensure([{ topic, partitions: 1 }]);
     const stuck = deferred<void>();
     const released = deferred<void>();
     const member = k.kafka.consumer({

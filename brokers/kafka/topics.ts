@@ -13,12 +13,13 @@
  * header must not cost a Metadata request per result).
  *
  * A topic counts as ready only once the broker's metadata lists a leader for
- * each of its partitions. Whoever creates a topic waits for that (kafkajs's
- * `waitForLeaders`); a process that finds a topic another created a moment
- * earlier (kafkajs's `createTopics` answers `false` for `TOPIC_ALREADY_EXISTS`
- * and waits for nothing), or that reads a topic with a partition still
- * without a leader, waits for it here, within `readyTimeoutMs`: a consumer
- * that subscribed before would fail with `UNKNOWN_TOPIC_OR_PARTITION`.
+ * each of its partitions. A process that creates or grows a topic, finds one
+ * another process created a moment earlier, or reads a topic with a partition
+ * still without a leader waits for that here, within `readyTimeoutMs`: a
+ * consumer that subscribed before would fail with `UNKNOWN_TOPIC_OR_PARTITION`.
+ * kafkajs's own `waitForLeaders` is not used: it gives up on the first
+ * `UNKNOWN_TOPIC_OR_PARTITION`, which a KRaft broker answers for a moment
+ * after it created a topic.
  *
  * @module
  */
@@ -110,21 +111,25 @@ export class Topics {
       if (missing.length === 0 && small.length === 0) return;
       try {
         if (missing.length > 0) {
-          const created = await this.#admin.createTopics({
+          await this.#admin.createTopics({
             topics: missing.map((spec) => ({
               topic: spec.topic,
               numPartitions: spec.partitions,
               replicationFactor: this.#replicationFactor,
             })),
-            waitForLeaders: true,
+            // kafkajs's own wait gives up on the first UNKNOWN_TOPIC_OR_PARTITION, which a
+            // KRaft broker answers for a moment after creating a topic: wait in #awaitLeaders.
+            waitForLeaders: false,
           });
-          // false: another process created them a moment ago, and nobody waited for their leaders.
-          if (!created) { for (const spec of missing) this.#leaderless.add(spec.topic); }
+          // Whether created here or by another process a moment ago, the leaders may lag.
+          for (const spec of missing) this.#leaderless.add(spec.topic);
         }
         if (small.length > 0) {
           await this.#admin.createPartitions({
             topicPartitions: small.map((spec) => ({ topic: spec.topic, count: spec.partitions })),
           });
+          // New partitions have no leader for a moment either.
+          for (const spec of small) this.#leaderless.add(spec.topic);
         }
         // Done: another broker's metadata may not show it yet, so do not read it back.
         for (const spec of [...missing, ...small]) this.#counts.set(spec.topic, spec.partitions);

@@ -22,4 +22,8 @@ export interface BrokerState {
   readonly groups: GroupCoordinator;
   /** Largest record batch accepted, like Kafka's `message.max.bytes`. */
   readonly maxMessageBytes: number;
+  /** How long Metadata keeps answering UNKNOWN_TOPIC_OR_PARTITION for a new topic. */
+  readonly metadataLagMs: number;
+  /** When each topic was created (`performance.now()`), for `metadataLagMs`. */
+  readonly createdAt: Map<string, number>;
 }

@@ -42,6 +42,12 @@ export interface KafkaDoubleOptions {
    * `message.max.bytes`; larger ones get MESSAGE_TOO_LARGE. @default {1048588}
    */
   maxMessageBytes?: number;
+  /**
+   * Fault injection: for this long after a topic is created, Metadata answers
+   * UNKNOWN_TOPIC_OR_PARTITION for it, as a KRaft broker does until its
+   * metadata cache has caught up with the controller. @default {0}
+   */
+  metadataLagMs?: number;
 }
 
 /** A running double. */
@@ -65,13 +71,22 @@ export function startKafkaDouble(options: KafkaDoubleOptions = {}): Promise<Kafk
 }
 
 function start(options: KafkaDoubleOptions): KafkaDouble {
-  const { port: requestedPort = 0, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES } = options;
+  const {
+    port: requestedPort = 0,
+    maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+    metadataLagMs = 0,
+  } = options;
   if (!Number.isInteger(requestedPort) || requestedPort < 0 || requestedPort > 65_535) {
     throw new RangeError(`Cannot listen on port ${requestedPort}: use 0..65535`);
   }
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1) {
     throw new RangeError(
       `Cannot use maxMessageBytes as it is not a positive integer: current value is ${maxMessageBytes}`,
+    );
+  }
+  if (!Number.isFinite(metadataLagMs) || metadataLagMs < 0) {
+    throw new RangeError(
+      `Cannot use metadataLagMs as it is not a non-negative number: current value is ${metadataLagMs}`,
     );
   }
   const listener = Deno.listen({ hostname: HOST, port: requestedPort });
@@ -82,6 +97,8 @@ function start(options: KafkaDoubleOptions): KafkaDouble {
     log: new Log(),
     groups: new GroupCoordinator(),
     maxMessageBytes,
+    metadataLagMs,
+    createdAt: new Map(),
   };
   const server = new ProtocolServer(listener, createApis(broker));
   let closing: Promise<void> | undefined;

@@ -5,7 +5,8 @@
  * Metadata v6: the single node (leader of every partition, and controller), and
  * the requested topics. Topics are never created automatically, whatever the
  * request's `allow_auto_topic_creation` says (it is as if Kafka ran with
- * `auto.create.topics.enable=false`): an unknown topic is UNKNOWN_TOPIC_OR_PARTITION.
+ * `auto.create.topics.enable=false`): an unknown topic is UNKNOWN_TOPIC_OR_PARTITION,
+ * and so is a topic created less than `metadataLagMs` ago.
  *
  * @module
  */
@@ -35,7 +36,10 @@ export function metadataApi(broker: BrokerState): ApiHandler {
         .string(CLUSTER_ID)
         .int32(NODE_ID) // controller
         .array(topics, (writer, topic) => {
-          const partitions = broker.log.partitions(topic);
+          const createdAt = broker.createdAt.get(topic) ?? -Infinity;
+          const partitions = performance.now() - createdAt < broker.metadataLagMs
+            ? undefined // not in this node's metadata cache yet
+            : broker.log.partitions(topic);
           writer
             .int16(partitions ? ErrorCode.NONE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
             .string(topic)

@@ -131,7 +131,10 @@ export function createTopicsApi(broker: BrokerState): ApiHandler {
         }
         const checked = checkNewTopic(broker, topic);
         if (typeof checked !== "number") return checked;
-        if (!validateOnly) broker.log.createTopic(topic.name, checked);
+        if (!validateOnly) {
+          broker.log.createTopic(topic.name, checked);
+          broker.createdAt.set(topic.name, performance.now());
+        }
         return { name: topic.name, errorCode: ErrorCode.NONE, errorMessage: null };
       });
       return writeResults(new Writer().int32(0), results); // throttle time, then results
@@ -204,6 +207,7 @@ export function deleteTopicsApi(broker: BrokerState): ApiHandler {
         .int32(0) // throttle time
         .array(topics, (writer, topic) => {
           const deleted = broker.log.deleteTopic(topic);
+          broker.createdAt.delete(topic);
           if (deleted) broker.groups.forgetTopic(topic);
           writer.string(topic).int16(
             deleted ? ErrorCode.NONE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
