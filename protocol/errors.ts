@@ -345,7 +345,9 @@ export function exceptionInfo(wire: WireError): string {
  * Rebuilds the error a caller throws from a result's error fields.
  *
  * @param wire The structured error, if the result had one.
- * @param exceptionInfoText PRPC's `exception_info` string (used when `wire` is absent).
+ * @param exceptionInfoText PRPC's `exception_info` string, used when `wire` is
+ *   absent (a PRPC server's result): all of it is the message, and the name is
+ *   `"Error"`, as the text carries no type.
  * @param context The call the result belongs to.
  * @returns The error to throw.
  */
@@ -356,11 +358,8 @@ export function fromWireError(
 ): PrpcError {
   const base = { funcName: context.funcName, messageId: context.messageId };
   if (wire === undefined) {
-    // "Name: message", as PRPC writes it; anything else (a traceback, say) is all message.
-    const colon = exceptionInfoText.indexOf(": ");
-    const head = colon > 0 ? exceptionInfoText.slice(0, colon) : "";
-    if (!/^[A-Za-z_$][\w$.]*$/.test(head)) return new RemoteError("Error", exceptionInfoText, base);
-    return new RemoteError(head, exceptionInfoText.slice(colon + 2), base);
+    // PRPC's server writes str(e), the message alone: "port: must be an int" names no type.
+    return new RemoteError("Error", exceptionInfoText, base);
   }
   const options = { ...base, remoteStack: wire.stack };
   if (wire.type === "RemoteError" || !Object.hasOwn(SERVER_ERRORS, wire.type)) {
