@@ -80,3 +80,4 @@ export {
   WorkerTimeoutError,
 } from "./protocol/errors.ts";
 export type { QueueKind, RequestMessage, ResultMessage } from "./protocol/envelope.ts";
+export type { PickledEcho } from "./protocol/jsonpickle.ts";

@@ -8,6 +8,13 @@
 
 import { DEFAULT_MAX_DEPTH, nestsDeeper, valueNestsDeeper } from "./depth.ts";
 import type { WireError } from "./errors.ts";
+import {
+  isPickled,
+  type PickledEcho,
+  pickledMessageId,
+  PickleRefusal,
+  readPickledRequest,
+} from "./jsonpickle.ts";
 
 /** Version of the native additions, sent as field `prpc`. */
 export const PROTOCOL_VERSION = 1;
@@ -33,6 +40,12 @@ export interface RequestMessage {
   deadline_ms?: number;
   /** prpc: version of prpc's additions. */
   prpc?: number;
+  /**
+   * Not on the wire: set when the request came as PRPC's Python client writes
+   * it (jsonpickle, see `jsonpickle.ts`), so that its result is written in kind;
+   * what the result repeats of the request.
+   */
+  pickled?: PickledEcho;
 }
 
 /** A result as it travels. */
@@ -158,6 +171,7 @@ export function parseRequest(text: string, maxDepth: number = DEFAULT_MAX_DEPTH)
     };
   }
   const fields = data as Record<string, unknown>;
+  if (isPickled(fields)) return parsePickledRequest(fields, text, maxDepth);
   const messageId = canonicalMessageId(fields.message_id);
   if (nestsDeeper(text, maxDepth + 2)) {
     const partial: Partial<RequestMessage> = {};
@@ -201,6 +215,56 @@ export function parseRequest(text: string, maxDepth: number = DEFAULT_MAX_DEPTH)
     return { ok: true, request };
   }
   return refusedRequest(fields, messageId, args, kwargs);
+}
+
+/** What an error result repeats of a jsonpickle request it refused: nothing it sent. */
+const REFUSED_ECHO: PickledEcho = {
+  funcArgs: { "py/tuple": [] },
+  funcKwargs: {},
+  dateCreateMessage: null,
+};
+
+/**
+ * A request in jsonpickle, as PRPC's Python client sends it, read data-only.
+ * Its arguments may sit one level deeper than a plain request's (inside a
+ * `py/tuple`), and each is held to `maxDepth` itself.
+ */
+function parsePickledRequest(
+  fields: Record<string, unknown>,
+  text: string,
+  maxDepth: number,
+): ParsedRequest {
+  const messageId = pickledMessageId(fields);
+  const refuse = (reason: string): ParsedRequest => {
+    const partial: Partial<RequestMessage> = { pickled: REFUSED_ECHO };
+    if (typeof fields.func_name === "string") partial.func_name = fields.func_name;
+    return { ok: false, reason, messageId, partial };
+  };
+  if (nestsDeeper(text, maxDepth + 3)) {
+    return refuse(`message nests arrays and objects deeper than ${maxDepth} levels (maxDepth)`);
+  }
+  let read;
+  try {
+    read = readPickledRequest(fields);
+  } catch (err) {
+    if (err instanceof PickleRefusal) return refuse(err.message);
+    throw err;
+  }
+  if (
+    read.args.some((arg) => valueNestsDeeper(arg, maxDepth)) ||
+    Object.values(read.kwargs).some((arg) => valueNestsDeeper(arg, maxDepth))
+  ) {
+    return refuse(`message nests arrays and objects deeper than ${maxDepth} levels (maxDepth)`);
+  }
+  const request: RequestMessage = {
+    func_name: read.funcName,
+    func_args: read.args,
+    func_kwargs: read.kwargs,
+    message_id: read.messageId,
+    pickled: read.echo,
+  };
+  if (read.dateCreateMessage !== undefined) request.date_create_message = read.dateCreateMessage;
+  return { ok: true, request };
 }
 
 /** Why a request that is a JSON object is refused, with what could be read of it. */

@@ -29,6 +29,7 @@ import {
 import { type Returned, startAsync } from "../workers/async.ts";
 import type { WorkerPool } from "../workers/pool.ts";
 import type { Logger } from "../protocol/logger.ts";
+import { runBuiltin } from "./builtins.ts";
 import { bindArguments } from "./parameters.ts";
 import type { RegisteredFunction, Registry } from "./registry.ts";
 import type { ReplyBuilder } from "./replies.ts";
@@ -251,6 +252,11 @@ export class MessageHandler {
       }
       const registered = this.#parts.registry.get(request.func_name);
       if (registered === undefined) {
+        const { func_name, func_args, func_kwargs } = request;
+        const builtin = runBuiltin(func_name, this.#parts.registry, func_args, func_kwargs);
+        if (builtin !== undefined) {
+          return this.#replies.success(kind, request, received, builtin.value);
+        }
         throw new UnknownFunctionError(
           `no function ${JSON.stringify(request.func_name)} is registered on queue ${
             JSON.stringify(this.#queue)

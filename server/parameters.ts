@@ -29,11 +29,33 @@ type AnyFunction = Function;
  * @returns Names and shape, or `null` when the source cannot be read (native or bound functions).
  */
 export function readParameters(fn: AnyFunction): ParameterSpec | null {
+  const read = readParameterList(fn);
+  if (read === null) return null;
+  const { names, rest } = read;
+  return { names, rest, required: Math.min(fn.length, names.length) };
+}
+
+/**
+ * Reads the source text of each parameter's default value, for discovery
+ * (`get_function_server`); the server never evaluates it.
+ *
+ * @param fn The function.
+ * @returns One entry per parameter, `undefined` where it has no default; `null`
+ *   when the source cannot be read.
+ */
+export function readDefaults(fn: AnyFunction): (string | undefined)[] | null {
+  return readParameterList(fn)?.defaults ?? null;
+}
+
+function readParameterList(
+  fn: AnyFunction,
+): { names: (string | null)[]; rest: boolean; defaults: (string | undefined)[] } | null {
   const source = Function.prototype.toString.call(fn);
   if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) return null;
   const list = parameterListText(source);
   if (list === null) return null;
   const names: (string | null)[] = [];
+  const defaults: (string | undefined)[] = [];
   let rest = false;
   for (const raw of splitTopLevel(list)) {
     const text = stripComments(raw).trim();
@@ -44,10 +66,11 @@ export function readParameters(fn: AnyFunction): ParameterSpec | null {
       name = name.slice(3).trim();
     }
     const eq = defaultValueIndex(name);
+    defaults.push(eq >= 0 ? name.slice(eq + 1).trim() : undefined);
     if (eq >= 0) name = name.slice(0, eq).trim();
     names.push(IDENTIFIER.test(name) ? name : null);
   }
-  return { names, rest, required: Math.min(fn.length, names.length) };
+  return { names, rest, defaults };
 }
 
 /**

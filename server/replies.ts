@@ -25,6 +25,12 @@ import {
   toWireError,
   type WireError,
 } from "../protocol/errors.ts";
+import {
+  type PickledEcho,
+  PickleRefusal,
+  preciseEpochMs,
+  writePickledResult,
+} from "../protocol/jsonpickle.ts";
 
 /** The limits results are built within. */
 export interface ReplyLimits {
@@ -56,16 +62,18 @@ export class ReplyBuilder {
    */
   success(kind: QueueKind, request: RequestMessage, received: number, value: unknown): Reply {
     const ids = { funcName: request.func_name, messageId: request.message_id };
-    const result = this.#resultMessage(kind, request, received);
     let body: string;
     try {
       assertEncodable(value, "the result", this.limits.maxDepth);
-      result.result = value === undefined ? null : value;
-      body = JSON.stringify(result);
+      body = request.pickled === undefined
+        ? this.#plainBody(kind, request, received, value)
+        : pickledBody(request, request.pickled, value, null);
     } catch (err) {
       // A getter or toJSON() that throws, a stack that runs out: prpc failed to encode the
       // value, which is a SerializationError, never the function's own error.
-      const why = err instanceof SerializationError ? err.message : describeError(err);
+      const why = err instanceof SerializationError || err instanceof PickleRefusal
+        ? err.message
+        : describeError(err);
       const error = new SerializationError(
         `${request.func_name}() returned a value that cannot be sent: ${why}`,
         ids,
@@ -100,6 +108,7 @@ export class ReplyBuilder {
       // An error whose name or message getter throws.
       wire = { type: "RemoteError", name: "Error", message: "an error that cannot be described" };
     }
+    if (request.pickled !== undefined) return this.#pickledError(request, request.pickled, wire);
     const result = this.#resultMessage(kind, request, received);
     result.exception_info = exceptionInfo(wire);
     result.error = wire;
@@ -128,6 +137,30 @@ export class ReplyBuilder {
     return { messageId: request.message_id, body, replyTo: request.reply_to };
   }
 
+  #plainBody(kind: QueueKind, request: RequestMessage, received: number, value: unknown): string {
+    const result = this.#resultMessage(kind, request, received);
+    result.result = value === undefined ? null : value;
+    return JSON.stringify(result);
+  }
+
+  /**
+   * An error result in jsonpickle: `exception_info` is the error's message, as PRPC's
+   * server writes `str(e)`. Cut to the start of the message when too large.
+   */
+  #pickledError(request: RequestMessage, echo: PickledEcho, wire: WireError): Reply {
+    let body = pickledBody(request, echo, null, wire.message);
+    if (sizeOverLimit(body, this.limits.maxMessageBytes) !== null) {
+      // Repeat none of the request, and only the start of the message (strings always encode).
+      body = pickledBody(
+        request,
+        { funcArgs: { "py/tuple": [] }, funcKwargs: {}, dateCreateMessage: echo.dateCreateMessage },
+        null,
+        `${wire.message.slice(0, 1000)}… (shortened to fit the message size limit)`,
+      );
+    }
+    return { messageId: request.message_id, body, replyTo: request.reply_to };
+  }
+
   /** The result fields shared by successes and errors; raw results echo the request as PRPC does. */
   #resultMessage(kind: QueueKind, request: RequestMessage, received: number): ResultMessage {
     const result: ResultMessage = {
@@ -146,6 +179,27 @@ export class ReplyBuilder {
     }
     return result;
   }
+}
+
+/**
+ * A result in jsonpickle for a request that came so. The value is taken through
+ * JSON first (`toJSON()`, dates as ISO strings), as a plain result would be.
+ */
+function pickledBody(
+  request: RequestMessage,
+  echo: PickledEcho,
+  value: unknown,
+  exceptionInfo: string | null,
+): string {
+  const text = value === undefined ? undefined : JSON.stringify(value);
+  return writePickledResult({
+    funcName: request.func_name,
+    messageId: request.message_id,
+    echo,
+    exceptionInfo,
+    // Never before the request was created, to the microsecond: PRPC's client subtracts them.
+    doneAt: Math.max(Date.now(), preciseEpochMs(request.date_create_message ?? "") || 0),
+  }, text === undefined ? null : JSON.parse(text));
 }
 
 function describeError(err: unknown): string {
