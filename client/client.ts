@@ -5,9 +5,9 @@
  * @module
  */
 
-import { clearImmediate, setImmediate } from "node:timers";
 import { connectBroker } from "../brokers/load.ts";
 import type { Broker, BrokerSettings, Inbox } from "../brokers/types.ts";
+import { StoredResults } from "./stored_results.ts";
 import { ChurnMap } from "../protocol/churn.ts";
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
@@ -104,6 +104,14 @@ interface PendingCall {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Longest wait between two reads of the result keys of raw calls. */
 const MAX_POLL_MS = 100;
+/**
+ * How long a native call waits for its pushed result before its result key is
+ * read too, and then how often (Redis: a PRPC server stores results and pushes
+ * none). PRPC's own client reads once a second.
+ */
+const PRPC_SERVER_POLL_MS = 250;
+/** The first field of a native request: PRPC's class, for jsonpickle on a PRPC server. */
+const PRPC_CLASS_FIELD = '{"py/object":"prpc.prpcmessage.PRPCMessage",';
 
 /**
  * A connection to a prpc server's queue.
@@ -138,19 +146,18 @@ export class Client {
   #inbox: Inbox | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /** Raw calls sent and waiting for their stored result, by `message_id`; read together. */
-  readonly #polled = new ChurnMap<true>();
-  /** The next read of the stored results of raw calls. */
-  /** Cancels the next scheduled read of stored results (raw protocol), if any. */
-  #cancelPoll: (() => void) | undefined;
-  #pollQueued = false;
-  /** A read of stored results is under way (it schedules the next one). */
-  #polling = false;
-  /** The pause before the next read: 1 ms after a call was sent, doubling up to `MAX_POLL_MS`. */
-  #pollPauseMs = 0;
+  /**
+   * Calls whose results are read from their keys: every raw call; on Redis and
+   * Kafka, native calls waiting longer than {@linkcode PRPC_SERVER_POLL_MS}
+   * (a PRPC server on the queue may have run them: it stores the result and pushes nothing).
+   */
+  readonly #stored: StoredResults | undefined;
+  /** Whether native requests carry PRPC's class name, so that a PRPC server on the queue runs them. */
+  readonly #prpcReadable: boolean;
 
   private constructor(parts: {
     broker: Broker;
+    kind: BrokerKind;
     queue: string;
     protocol: "native" | "raw";
     timeoutMs: number;
@@ -165,6 +172,23 @@ export class Client {
     this.#maxMessageBytes = parts.maxMessageBytes;
     this.#maxDepth = parts.maxDepth;
     this.#logger = parts.logger;
+    // PRPC's servers exist for Redis and Kafka; on Redis their results can be read cheaply.
+    this.#prpcReadable = parts.kind === "redis" || parts.kind === "kafka";
+    const raw = parts.protocol === "raw";
+    if (raw || parts.kind === "redis") {
+      const kind = parts.protocol;
+      const broker = parts.broker;
+      this.#stored = new StoredResults({
+        read: (ids) =>
+          broker.readResults !== undefined
+            ? broker.readResults(parts.queue, kind, ids)
+            : Promise.all(ids.map((id) => broker.readResult(parts.queue, kind, id))),
+        found: (messageId, body) => this.#storedResult(messageId, body),
+        logger: parts.logger,
+        ageMs: raw ? 0 : PRPC_SERVER_POLL_MS,
+        maxPauseMs: raw ? MAX_POLL_MS : PRPC_SERVER_POLL_MS,
+      });
+    }
   }
 
   /**
@@ -204,6 +228,7 @@ export class Client {
     });
     const client = new Client({
       broker,
+      kind,
       queue,
       protocol,
       timeoutMs,
@@ -279,79 +304,7 @@ export class Client {
     }
   }
 
-  /**
-   * A raw call was sent: read the stored results at once (calls sent in the
-   * same turn share one read), then again with a growing pause. A timer, even
-   * of 0 ms, would add milliseconds to every call.
-   */
-  #watchResult(messageId: string): void {
-    if (!this.#pending.has(messageId) || this.#closed) return;
-    this.#polled.set(messageId, true);
-    this.#pollPauseMs = 0;
-    if (this.#polling || this.#pollQueued) return;
-    this.#cancelPoll?.();
-    this.#cancelPoll = undefined;
-    this.#pollQueued = true;
-    queueMicrotask(() => {
-      this.#pollQueued = false;
-      void this.#pollResults();
-    });
-  }
-
-  /** Reads the stored results of every raw call still waiting, with one request where the broker can. */
-  async #pollResults(): Promise<void> {
-    this.#cancelPoll = undefined;
-    const messageIds = this.#polled.keys();
-    if (messageIds.length === 0 || this.#closed) return;
-    this.#polling = true;
-    let pauseMs = MAX_POLL_MS;
-    try {
-      const bodies = await this.#readStoredResults(messageIds);
-      messageIds.forEach((messageId, i) => {
-        const body = bodies[i];
-        if (body !== null && body !== undefined) this.#storedResult(messageId, body);
-      });
-      pauseMs = this.#pollPauseMs;
-      this.#pollPauseMs = Math.min(Math.max(pauseMs * 2, 1), MAX_POLL_MS);
-    } catch (err) {
-      // The calls may still complete (e.g. the connection comes back): keep reading until they
-      // time out.
-      this.#logger.debug("cannot read stored results; trying again", {
-        calls: messageIds.length,
-        error: errorText(err),
-      });
-    } finally {
-      this.#polling = false;
-    }
-    if (this.#polled.size > 0 && !this.#closed) {
-      this.#schedulePoll(pauseMs);
-    }
-  }
-
-  /**
-   * The next read: after `pauseMs`, or with 0 as soon as the event loop has
-   * run once more (a server in the same process gets its turn; a 0 ms timer
-   * would take about 2 ms in Deno).
-   */
-  #schedulePoll(pauseMs: number): void {
-    if (pauseMs === 0) {
-      const handle = setImmediate(() => void this.#pollResults());
-      this.#cancelPoll = () => clearImmediate(handle);
-    } else {
-      const timer = setTimeout(() => void this.#pollResults(), pauseMs);
-      this.#cancelPoll = () => clearTimeout(timer);
-    }
-  }
-
-  #readStoredResults(messageIds: string[]): Promise<(string | null)[]> {
-    const broker = this.#broker;
-    if (broker.readResults !== undefined) {
-      return broker.readResults(this.#queue, "raw", messageIds);
-    }
-    return Promise.all(messageIds.map((id) => broker.readResult(this.#queue, "raw", id)));
-  }
-
-  /** Ends a raw call with the result stored for it. */
+  /** Ends a call with the result stored for it. */
   #storedResult(messageId: string, body: string): void {
     const parsed = parseResult(body, this.#maxDepth);
     // The key names the call, whatever the stored text says.
@@ -381,10 +334,7 @@ export class Client {
     if (call === undefined) return undefined;
     this.#pending.delete(messageId);
     call.timeout.cancel();
-    if (this.#polled.delete(messageId) && this.#polled.size === 0) {
-      this.#cancelPoll?.();
-      this.#cancelPoll = undefined;
-    }
+    this.#stored?.forget(messageId);
     call.cleanup?.();
     return call;
   }
@@ -471,7 +421,10 @@ export class Client {
       request.deadline_ms = Date.now() + timeoutMs;
       request.prpc = PROTOCOL_VERSION;
     }
-    const body = JSON.stringify(request);
+    let body = JSON.stringify(request);
+    // A PRPC server on the queue reads native requests with jsonpickle: as a PRPCMessage, it runs
+    // them (a prpc server sees `prpc` and reads them as plain JSON).
+    if (this.#inbox !== undefined && this.#prpcReadable) body = PRPC_CLASS_FIELD + body.slice(1);
     const oversize = sizeOverLimit(body, this.#maxMessageBytes);
     if (oversize !== null) {
       throw new PayloadTooLargeError(
@@ -503,7 +456,8 @@ export class Client {
       }
       this.#pending.set(messageId, { funcName, resolve, reject, timeout, cleanup });
       const sent = this.#broker.publish(this.#queue, this.#protocol, body);
-      if (this.#protocol === "raw") sent.then(() => this.#watchResult(messageId), () => {});
+      const stored = this.#stored;
+      if (stored !== undefined) sent.then(() => stored.watch(messageId), () => {});
       sent.catch((err) => {
         // The broker's own refusals (e.g. PayloadTooLargeError) keep their class.
         fail(
@@ -543,6 +497,7 @@ export class Client {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#stored?.close();
     try {
       try {
         await this.#inbox?.close();

@@ -14,6 +14,7 @@ import {
   pickledMessageId,
   PickleRefusal,
   readPickledRequest,
+  readPickledResult,
 } from "./jsonpickle.ts";
 
 /** Version of the native additions, sent as field `prpc`. */
@@ -171,7 +172,10 @@ export function parseRequest(text: string, maxDepth: number = DEFAULT_MAX_DEPTH)
     };
   }
   const fields = data as Record<string, unknown>;
-  if (isPickled(fields)) return parsePickledRequest(fields, text, maxDepth);
+  // A prpc client's requests carry PRPC's class too (so PRPC's servers can run them) and `prpc`.
+  if (isPickled(fields) && fields.prpc === undefined) {
+    return parsePickledRequest(fields, text, maxDepth);
+  }
   const messageId = canonicalMessageId(fields.message_id);
   if (nestsDeeper(text, maxDepth + 2)) {
     const partial: Partial<RequestMessage> = {};
@@ -369,6 +373,7 @@ export function parseResult(text: string, maxDepth: number = DEFAULT_MAX_DEPTH):
     };
   }
   const fields = data as Record<string, unknown>;
+  if (isPickled(fields)) return parsePickledResult(fields, text, maxDepth);
   const messageId = canonicalMessageId(fields.message_id);
   if (messageId === null) {
     return {
@@ -412,6 +417,47 @@ export function parseResult(text: string, maxDepth: number = DEFAULT_MAX_DEPTH):
   if (result.result === undefined) result.result = null;
   if (result.error !== undefined && !isWireErrorShape(result.error)) delete result.error;
   return { ok: true, result };
+}
+
+/**
+ * A result a PRPC server stored, in jsonpickle, read data-only. It repeats the
+ * request's arguments, so the text may nest up to two levels deeper than the value.
+ */
+function parsePickledResult(
+  fields: Record<string, unknown>,
+  text: string,
+  maxDepth: number,
+): ParsedResult {
+  const messageId = pickledMessageId(fields) ?? canonicalMessageId(fields.message_id);
+  if (
+    nestsDeeper(text, maxDepth + 1) &&
+    (nestsDeeper(text, maxDepth + 3) || valueNestsDeeper(fields.result, maxDepth + 1))
+  ) {
+    return {
+      ok: false,
+      reason: `the result nests arrays and objects deeper than ${maxDepth} levels (maxDepth)`,
+      messageId,
+    };
+  }
+  try {
+    const read = readPickledResult(fields);
+    return {
+      ok: true,
+      result: {
+        func_name: read.funcName,
+        message_id: read.messageId,
+        result: read.result,
+        exception_info: read.exceptionInfo,
+        date_create_message: typeof fields.date_create_message === "string"
+          ? fields.date_create_message
+          : "",
+        date_done_message: "",
+      },
+    };
+  } catch (err) {
+    if (!(err instanceof PickleRefusal)) throw err;
+    return { ok: false, reason: `cannot read a jsonpickle result: ${err.message}`, messageId };
+  }
 }
 
 /** Whether a result repeats its request's arguments (raw results do, as PRPC's). */

@@ -403,3 +403,46 @@ function asciiJson(value: unknown): string {
   const text = JSON.stringify(value) ?? "null";
   return text.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
+
+/** A result in jsonpickle, as a PRPC server stores it, read data-only. */
+export interface PickledResult {
+  /** `message_id` as a canonical UUID string. */
+  readonly messageId: string;
+  /** The function's name, when the result has one. */
+  readonly funcName: string;
+  /** The value, tuples read as arrays, datetimes and UUIDs as strings; `null` after an error. */
+  readonly result: unknown;
+  /** PRPC's `exception_info` (`str(e)`), or `null`. */
+  readonly exceptionInfo: string | null;
+}
+
+/**
+ * Reads a result that a PRPC server stored: a jsonpickle `PRPCMessage`, with
+ * the same whitelist as requests. Its `message_id` is a `uuid.UUID` (a request
+ * of PRPC's client) or the UUID string a prpc client sent.
+ *
+ * @param fields The parsed result (a JSON object with `py/object`).
+ * @returns What a caller is given.
+ * @throws {PickleRefusal} When it is not a `PRPCMessage` or uses a tag outside the whitelist.
+ */
+export function readPickledResult(fields: Record<string, unknown>): PickledResult {
+  if (fields["py/object"] !== PRPC_MESSAGE_CLASS) {
+    throw new PickleRefusal(`a jsonpickle result must be a ${PRPC_MESSAGE_CLASS}`);
+  }
+  const id = fields.message_id;
+  const messageId = typeof id === "string" && UUID_TEXT.test(id)
+    ? id.toLowerCase()
+    : readUuid(id, "message_id");
+  const info = fields.exception_info ?? null;
+  if (info !== null && typeof info !== "string") {
+    throw new PickleRefusal("field exception_info must be a string or None");
+  }
+  return {
+    messageId,
+    funcName: typeof fields.func_name === "string" ? fields.func_name : "",
+    result: new DataReader().read(fields.result ?? null, "result"),
+    exceptionInfo: info,
+  };
+}
+
+const UUID_TEXT = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;

@@ -1,5 +1,5 @@
 /** PRPC's jsonpickle messages, read data-only and written in kind (protocol/jsonpickle.ts). */
-import { parseRequest } from "../protocol/envelope.ts";
+import { parseRequest, parseResult } from "../protocol/envelope.ts";
 import {
   pickledUtcDatetime,
   PickleRefusal,
@@ -8,7 +8,7 @@ import {
   writePickledResult,
 } from "../protocol/jsonpickle.ts";
 import { assert, assertEquals, assertThrows } from "./support/assert.ts";
-import { fixtureCommands } from "./support/prpc_python.ts";
+import { capturedCalls, fixtureCommands } from "./support/prpc_python.ts";
 
 const UTC = {
   "py/reduce": [{ "py/type": "datetime.timezone" }, {
@@ -210,4 +210,36 @@ Deno.test("jsonpickle: a date read, taken as epoch ms and written again keeps ev
     const read = readPickledRequest(message({ date_create_message: written }));
     assertEquals(read.dateCreateMessage, iso);
   }
+});
+
+Deno.test("parseResult: the results PRPC's server stored in the capture are read data-only", async () => {
+  const calls = await capturedCalls();
+  const expected: Record<string, [unknown, string | null]> = {
+    ping: ["pong", null],
+    hello_world: ["hello_world", null],
+    summ: [6, null],
+    fail: [null, "boom"],
+  };
+  for (const call of calls) {
+    const read = parseResult(call.result);
+    assert(read.ok, JSON.stringify(read));
+    assertEquals(read.result.message_id, call.messageId);
+    if (call.funcName === "get_function_server") {
+      // No tag in it: read as the plain JSON it is.
+      assertEquals(read.result.result, JSON.parse(call.result).result);
+      assertEquals((read.result.result as unknown[])[0], {
+        func_name: "ping",
+        func_args: [],
+        func_kwargs: [],
+      });
+    } else {
+      assertEquals([read.result.result, read.result.exception_info], expected[call.funcName]);
+    }
+  }
+  // A tag outside the whitelist in a stored result fails the call it names, and runs nothing.
+  const hostile = JSON.parse(calls[0]!.result);
+  hostile.result = { "py/reduce": [{ "py/function": "os.system" }, { "py/tuple": ["id"] }] };
+  const refused = parseResult(JSON.stringify(hostile));
+  assert(!refused.ok && /py\/reduce/.test(refused.reason), JSON.stringify(refused));
+  assertEquals(refused.messageId, calls[0]!.messageId);
 });

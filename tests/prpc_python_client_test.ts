@@ -6,33 +6,10 @@
  */
 import { AppServer } from "../mod.ts";
 import { assertEquals } from "./support/assert.ts";
-import { registerCapturedFunctions } from "./support/prpc_python.ts";
+import { findPython, registerCapturedFunctions } from "./support/prpc_python.ts";
 import { redisForTests } from "./support/redis_server.ts";
 
 const redis = await redisForTests();
-
-/** A Python with jsonpickle and redis-py: Debian's first (another on PATH may lack them). */
-async function findPython(): Promise<string | undefined> {
-  const candidates = [Deno.env.get("PRPC_TEST_PYTHON"), "/usr/bin/python3", "python3"];
-  for (const candidate of candidates) {
-    if (candidate === undefined || candidate === "") continue;
-    try {
-      const probe = new Deno.Command(candidate, {
-        args: ["-c", "import jsonpickle, redis"],
-        stdout: "null",
-        stderr: "null",
-      });
-      if ((await probe.output()).success) return candidate;
-    } catch {
-      // not there: try the next
-    }
-  }
-  const reason =
-    "no python3 with jsonpickle and redis: apt-get install python3-jsonpickle python3-redis";
-  if (Deno.env.get("CI") === "true") throw new Error(`CI=true and ${reason}`);
-  console.warn(`[prpc tests] skipping the Python client test: ${reason}`);
-  return undefined;
-}
 
 const python = await findPython();
 

@@ -8,8 +8,10 @@ the result is there, decoded with `jsonpickle.loads` into a `PRPCMessage`.
 It also pastes `get_function_server`'s list into Python signatures the way
 PRPC's stub generator does, and compiles them.
 
-Usage: python3 prpc_client_standin.py REDIS_URL QUEUE
-Prints one JSON line of what it saw; exits non-zero on any mismatch.
+Usage: python3 prpc_client_standin.py REDIS_URL QUEUE [mixed N]
+Prints one JSON line of what it saw; exits non-zero on any mismatch. With
+`mixed N`, it sends N calls `add(i, 1000)` at once, then reads their results
+(for a queue served by several servers) and prints them in order.
 """
 
 import datetime
@@ -84,9 +86,32 @@ def stub(listed):
             f"\treturn AwaitableTask('{listed['func_name']}', ({args}), {{{kwargs}}})")
 
 
+def mixed(connection, queue, count, timeout=20.0):
+    messages = [PRPCMessage("add", (i, 1000), {}) for i in range(count)]
+    for message in messages:
+        connection.xadd(f"prpc_{queue}", {"message": jsonpickle.dumps(message)})
+    results = {}
+    deadline = time.monotonic() + timeout
+    while len(results) < count and time.monotonic() < deadline:
+        for message in messages:
+            if message.message_id in results:
+                continue
+            text = connection.get(f"prpc_feedback_{queue}_{message.message_id}")
+            if text is not None:
+                done = jsonpickle.loads(text)
+                if not isinstance(done, PRPCMessage):
+                    raise AssertionError(f"decoded a {type(done)}, not a PRPCMessage")
+                results[message.message_id] = done.result
+        time.sleep(0.02)
+    print(json.dumps([results.get(m.message_id) for m in messages]))
+
+
 def main():
     url, queue = sys.argv[1], sys.argv[2]
     connection = redis.Redis.from_url(url, decode_responses=True)
+    if len(sys.argv) > 4 and sys.argv[3] == "mixed":
+        mixed(connection, queue, int(sys.argv[4]))
+        return
     seen = {}
     seen["ping"] = call(connection, queue, "ping").result
     seen["summ_tuple"] = call(connection, queue, "summ", (1, 2), {"z": 3}).result

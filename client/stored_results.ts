@@ -1,0 +1,158 @@
+/**
+ * Reading the stored results of waiting calls from their result keys, for
+ * results nobody pushes: those of raw calls (a raw server never pushes), and
+ * on Redis those of native calls a PRPC server ran (it stores the result and
+ * publishes nothing). All watched calls are read together, with one request
+ * where the broker can (`MGET` on Redis).
+ *
+ * @module
+ */
+
+import { clearImmediate, setImmediate } from "node:timers";
+import { ChurnMap } from "../protocol/churn.ts";
+import type { Logger } from "../protocol/logger.ts";
+
+/** How a {@linkcode StoredResults} reads. */
+export interface StoredResultsOptions {
+  /** Reads the stored results of calls, `null` where there is none yet. */
+  read(messageIds: string[]): Promise<(string | null)[]>;
+  /** A result was found for a call. */
+  found(messageId: string, body: string): void;
+  /** Where read failures are reported (at `debug`: the calls time out if they persist). */
+  logger: Logger;
+  /**
+   * How long after it was sent a call's key is first read. With 0, a call is
+   * read at once (calls sent in the same turn share one read), then with a
+   * pause that doubles from 1 ms up to `maxPauseMs`.
+   */
+  ageMs: number;
+  /** Longest pause between two reads (with `ageMs` above 0, every pause). */
+  maxPauseMs: number;
+}
+
+/** The calls whose stored results are read until they come or the calls end. */
+export class StoredResults {
+  readonly #options: StoredResultsOptions;
+  /** When each watched call was sent, by `message_id`. */
+  readonly #watched = new ChurnMap<number>();
+  /** Cancels the next scheduled read, if any. */
+  #cancel: (() => void) | undefined;
+  #queued = false;
+  /** A read is under way (it schedules the next one). */
+  #reading = false;
+  /** The pause before the next read (`ageMs` 0): 1 ms after a call was sent, doubling. */
+  #pauseMs = 0;
+  #closed = false;
+
+  /**
+   * A reader.
+   *
+   * @param options What to read, where to hand results, and how often.
+   */
+  constructor(options: StoredResultsOptions) {
+    this.#options = options;
+  }
+
+  /** Number of calls watched. */
+  get size(): number {
+    return this.#watched.size;
+  }
+
+  /**
+   * Reads a call's stored result until it is found or {@linkcode forget} is called.
+   *
+   * @param messageId The call.
+   */
+  watch(messageId: string): void {
+    if (this.#closed) return;
+    this.#watched.set(messageId, Date.now());
+    if (this.#options.ageMs > 0) {
+      if (!this.#reading && this.#cancel === undefined) this.#schedule(this.#options.ageMs);
+      return;
+    }
+    // A timer, even of 0 ms, would add milliseconds to every call: read in a microtask.
+    this.#pauseMs = 0;
+    if (this.#reading || this.#queued) return;
+    this.#cancel?.();
+    this.#cancel = undefined;
+    this.#queued = true;
+    queueMicrotask(() => {
+      this.#queued = false;
+      void this.#read();
+    });
+  }
+
+  /**
+   * Stops reading a call's result (it ended).
+   *
+   * @param messageId The call.
+   */
+  forget(messageId: string): void {
+    if (this.#watched.delete(messageId) && this.#watched.size === 0) {
+      this.#cancel?.();
+      this.#cancel = undefined;
+    }
+  }
+
+  /** Stops reading. */
+  close(): void {
+    this.#closed = true;
+    this.#cancel?.();
+    this.#cancel = undefined;
+    this.#watched.clear();
+  }
+
+  async #read(): Promise<void> {
+    this.#cancel = undefined;
+    const { ageMs, maxPauseMs } = this.#options;
+    const oldest = Date.now() - ageMs;
+    const messageIds = ageMs === 0
+      ? this.#watched.keys()
+      : this.#watched.keys().filter((id) => (this.#watched.get(id) ?? Infinity) <= oldest);
+    if (this.#closed) return;
+    let pauseMs = maxPauseMs;
+    if (messageIds.length > 0) {
+      this.#reading = true;
+      try {
+        const bodies = await this.#options.read(messageIds);
+        messageIds.forEach((messageId, i) => {
+          const body = bodies[i];
+          if (body !== null && body !== undefined && this.#watched.has(messageId)) {
+            this.#options.found(messageId, body);
+          }
+        });
+        if (ageMs === 0) {
+          pauseMs = this.#pauseMs;
+          this.#pauseMs = Math.min(Math.max(pauseMs * 2, 1), maxPauseMs);
+        }
+      } catch (err) {
+        // The calls may still complete (e.g. the connection comes back): keep reading until they
+        // time out.
+        this.#options.logger.debug("cannot read stored results; trying again", {
+          calls: messageIds.length,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      } finally {
+        this.#reading = false;
+      }
+    }
+    if (this.#watched.size > 0 && !this.#closed && this.#cancel === undefined) {
+      this.#schedule(pauseMs);
+    }
+  }
+
+  /**
+   * The next read: after `pauseMs`, or with 0 as soon as the event loop has
+   * run once more (a server in the same process gets its turn; a 0 ms timer
+   * would take about 2 ms in Deno).
+   */
+  #schedule(pauseMs: number): void {
+    if (pauseMs === 0) {
+      const handle = setImmediate(() => void this.#read());
+      this.#cancel = () => clearImmediate(handle);
+    } else {
+      const timer = setTimeout(() => void this.#read(), pauseMs);
+      this.#cancel = () => clearTimeout(timer);
+    }
+  }
+}
