@@ -7,7 +7,7 @@
 
 import { connectBroker } from "../brokers/load.ts";
 import type { Broker, BrokerSettings, Inbox } from "../brokers/types.ts";
-import { StoredResults } from "./stored_results.ts";
+import { StoredResults, UnpushedResults } from "./stored_results.ts";
 import { ChurnMap } from "../protocol/churn.ts";
 import { assertEncodable, sizeOverLimit } from "../protocol/codec.ts";
 import {
@@ -146,12 +146,13 @@ export class Client {
   #inbox: Inbox | undefined;
   #closed = false;
   #closing: Promise<void> | undefined;
-  /**
-   * Calls whose results are read from their keys: every raw call; on Redis and
-   * Kafka, native calls waiting longer than {@linkcode PRPC_SERVER_POLL_MS}
-   * (a PRPC server on the queue may have run them: it stores the result and pushes nothing).
-   */
+  /** Raw calls, whose results are read from their keys (a raw server pushes nothing). */
   readonly #stored: StoredResults | undefined;
+  /**
+   * On Redis, native calls waiting longer than `PRPC_SERVER_POLL_MS`: a PRPC
+   * server on the queue may have run them, which stores the result and pushes nothing.
+   */
+  readonly #unpushed: UnpushedResults | undefined;
   /** Whether native requests carry PRPC's class name, so that a PRPC server on the queue runs them. */
   readonly #prpcReadable: boolean;
 
@@ -174,19 +175,27 @@ export class Client {
     this.#logger = parts.logger;
     // PRPC's servers exist for Redis and Kafka; on Redis their results can be read cheaply.
     this.#prpcReadable = parts.kind === "redis" || parts.kind === "kafka";
-    const raw = parts.protocol === "raw";
-    if (raw || parts.kind === "redis") {
-      const kind = parts.protocol;
-      const broker = parts.broker;
+    const kind = parts.protocol;
+    const broker = parts.broker;
+    const read = (ids: string[]) =>
+      broker.readResults !== undefined
+        ? broker.readResults(parts.queue, kind, ids)
+        : Promise.all(ids.map((id) => broker.readResult(parts.queue, kind, id)));
+    const found = (messageId: string, body: string) => this.#storedResult(messageId, body);
+    if (kind === "raw") {
       this.#stored = new StoredResults({
-        read: (ids) =>
-          broker.readResults !== undefined
-            ? broker.readResults(parts.queue, kind, ids)
-            : Promise.all(ids.map((id) => broker.readResult(parts.queue, kind, id))),
-        found: (messageId, body) => this.#storedResult(messageId, body),
+        read,
+        found,
         logger: parts.logger,
-        ageMs: raw ? 0 : PRPC_SERVER_POLL_MS,
-        maxPauseMs: raw ? MAX_POLL_MS : PRPC_SERVER_POLL_MS,
+        maxPauseMs: MAX_POLL_MS,
+      });
+    } else if (parts.kind === "redis") {
+      this.#unpushed = new UnpushedResults({
+        waiting: () => this.#pending.keys(),
+        read,
+        found,
+        logger: parts.logger,
+        intervalMs: PRPC_SERVER_POLL_MS,
       });
     }
   }
@@ -458,6 +467,7 @@ export class Client {
       const sent = this.#broker.publish(this.#queue, this.#protocol, body);
       const stored = this.#stored;
       if (stored !== undefined) sent.then(() => stored.watch(messageId), () => {});
+      this.#unpushed?.kick();
       sent.catch((err) => {
         // The broker's own refusals (e.g. PayloadTooLargeError) keep their class.
         fail(
@@ -498,6 +508,7 @@ export class Client {
   async #close(): Promise<void> {
     this.#closed = true;
     this.#stored?.close();
+    this.#unpushed?.close();
     try {
       try {
         await this.#inbox?.close();

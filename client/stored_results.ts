@@ -1,9 +1,10 @@
 /**
  * Reading the stored results of waiting calls from their result keys, for
- * results nobody pushes: those of raw calls (a raw server never pushes), and
- * on Redis those of native calls a PRPC server ran (it stores the result and
- * publishes nothing). All watched calls are read together, with one request
- * where the broker can (`MGET` on Redis).
+ * results nobody pushes: those of raw calls (a raw server never pushes:
+ * {@linkcode StoredResults}), and on Redis those of native calls a PRPC server
+ * ran (it stores the result and publishes nothing: {@linkcode UnpushedResults}).
+ * The calls are read together, with one request where the broker can (`MGET`
+ * on Redis).
  *
  * @module
  */
@@ -20,27 +21,25 @@ export interface StoredResultsOptions {
   found(messageId: string, body: string): void;
   /** Where read failures are reported (at `debug`: the calls time out if they persist). */
   logger: Logger;
-  /**
-   * How long after it was sent a call's key is first read. With 0, a call is
-   * read at once (calls sent in the same turn share one read), then with a
-   * pause that doubles from 1 ms up to `maxPauseMs`.
-   */
-  ageMs: number;
-  /** Longest pause between two reads (with `ageMs` above 0, every pause). */
+  /** Longest pause between two reads. */
   maxPauseMs: number;
 }
 
-/** The calls whose stored results are read until they come or the calls end. */
+/**
+ * The calls whose stored results are read until they come or the calls end:
+ * a call is read at once (calls sent in the same turn share one read), then
+ * with a pause that doubles from 1 ms up to `maxPauseMs`.
+ */
 export class StoredResults {
   readonly #options: StoredResultsOptions;
-  /** When each watched call was sent, by `message_id`. */
-  readonly #watched = new ChurnMap<number>();
+  /** The watched calls, by `message_id`. */
+  readonly #watched = new ChurnMap<true>();
   /** Cancels the next scheduled read, if any. */
   #cancel: (() => void) | undefined;
   #queued = false;
   /** A read is under way (it schedules the next one). */
   #reading = false;
-  /** The pause before the next read (`ageMs` 0): 1 ms after a call was sent, doubling. */
+  /** The pause before the next read: 1 ms after a call was sent, doubling. */
   #pauseMs = 0;
   #closed = false;
 
@@ -65,11 +64,7 @@ export class StoredResults {
    */
   watch(messageId: string): void {
     if (this.#closed) return;
-    this.#watched.set(messageId, Date.now());
-    if (this.#options.ageMs > 0) {
-      if (!this.#reading && this.#cancel === undefined) this.#schedule(this.#options.ageMs);
-      return;
-    }
+    this.#watched.set(messageId, true);
     // A timer, even of 0 ms, would add milliseconds to every call: read in a microtask.
     this.#pauseMs = 0;
     if (this.#reading || this.#queued) return;
@@ -104,11 +99,8 @@ export class StoredResults {
 
   async #read(): Promise<void> {
     this.#cancel = undefined;
-    const { ageMs, maxPauseMs } = this.#options;
-    const oldest = Date.now() - ageMs;
-    const messageIds = ageMs === 0
-      ? this.#watched.keys()
-      : this.#watched.keys().filter((id) => (this.#watched.get(id) ?? Infinity) <= oldest);
+    const maxPauseMs = this.#options.maxPauseMs;
+    const messageIds = this.#watched.keys();
     if (this.#closed) return;
     let pauseMs = maxPauseMs;
     if (messageIds.length > 0) {
@@ -121,10 +113,8 @@ export class StoredResults {
             this.#options.found(messageId, body);
           }
         });
-        if (ageMs === 0) {
-          pauseMs = this.#pauseMs;
-          this.#pauseMs = Math.min(Math.max(pauseMs * 2, 1), maxPauseMs);
-        }
+        pauseMs = this.#pauseMs;
+        this.#pauseMs = Math.min(Math.max(pauseMs * 2, 1), maxPauseMs);
       } catch (err) {
         // The calls may still complete (e.g. the connection comes back): keep reading until they
         // time out.
@@ -154,5 +144,79 @@ export class StoredResults {
       const timer = setTimeout(() => void this.#read(), pauseMs);
       this.#cancel = () => clearTimeout(timer);
     }
+  }
+}
+
+/** How an {@linkcode UnpushedResults} reads. */
+export interface UnpushedResultsOptions {
+  /** The calls still waiting, by `message_id`. */
+  waiting(): string[];
+  /** Reads the stored results of calls, `null` where there is none yet. */
+  read(messageIds: string[]): Promise<(string | null)[]>;
+  /** A result was found for a call. */
+  found(messageId: string, body: string): void;
+  /** Where read failures are reported (at `debug`). */
+  logger: Logger;
+  /** How often the keys are read; a call is read once it has waited at least this long. */
+  intervalMs: number;
+}
+
+/**
+ * Reads, every `intervalMs`, the stored results of the calls that were already
+ * waiting at the previous read: results a server stored without pushing them
+ * (a PRPC server). Nothing is done per call but {@linkcode kick}, which only
+ * makes sure the timer runs, so a call answered by push in time costs nothing.
+ */
+export class UnpushedResults {
+  readonly #options: UnpushedResultsOptions;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The calls waiting at the previous tick. */
+  #previous = new Set<string>();
+  #closed = false;
+
+  /**
+   * A reader.
+   *
+   * @param options Which calls wait, what to read, where to hand results, how often.
+   */
+  constructor(options: UnpushedResultsOptions) {
+    this.#options = options;
+  }
+
+  /** A call was sent: reading runs while calls wait. */
+  kick(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    this.#timer = setTimeout(() => void this.#tick(), this.#options.intervalMs);
+  }
+
+  /** Stops reading. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  async #tick(): Promise<void> {
+    const waiting = this.#options.waiting();
+    const old = waiting.filter((id) => this.#previous.has(id));
+    this.#previous = new Set(waiting);
+    if (old.length > 0) {
+      try {
+        const bodies = await this.#options.read(old);
+        old.forEach((messageId, i) => {
+          const body = bodies[i];
+          if (body !== null && body !== undefined) this.#options.found(messageId, body);
+        });
+      } catch (err) {
+        this.#options.logger.debug("cannot read stored results; trying again", {
+          calls: old.length,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    this.#timer = undefined;
+    if (this.#closed) return;
+    if (this.#options.waiting().length > 0) this.kick();
+    else this.#previous.clear();
   }
 }
