@@ -72,6 +72,41 @@ export function runConformance(target: ConformanceTarget): void {
     assertEquals(typed, 30.5);
   });
 
+  test("ping and get_function_server are built in on both queues, and a registered function of the same name wins", async (h) => {
+    let pings = 0;
+    await h.server((app) => app.register(summ));
+    const client = await h.client();
+    assertEquals(await client.call("ping"), "pong");
+    assertEquals(await client.call("get_function_server"), [
+      { func_name: "ping", func_args: [], func_kwargs: [] },
+      {
+        func_name: "summ",
+        func_args: [{ name: "a" }, { name: "b" }],
+        func_kwargs: [{ name: "z", default: 0.5 }],
+      },
+    ]);
+    await assertRejects(client.call("ping", [1]), ArgumentError, "takes no arguments");
+    const broker = await h.broker();
+    const messageId = crypto.randomUUID();
+    await broker.publish(
+      h.queue,
+      "raw",
+      JSON.stringify({ func_name: "ping", func_args: [], func_kwargs: {}, message_id: messageId }),
+    );
+    const raw = JSON.parse(
+      await waitFor(() => broker.readResult(h.queue, "raw", messageId), "the raw ping result"),
+    );
+    assertEquals([raw.result, raw.exception_info], ["pong", null]);
+    await h.server((app) =>
+      app.register(function ping() {
+        pings++;
+        return "mine";
+      }), { queue: `${h.queue}_own` });
+    const own = await h.client({ queue: `${h.queue}_own` });
+    assertEquals(await own.call("ping"), "mine");
+    assertEquals(pings, 1);
+  });
+
   test("a function that throws is re-thrown as RemoteError with name, message, stack, code and data", async (h) => {
     await h.server((app) => {
       app.register("fail", function failingFunction() {
