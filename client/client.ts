@@ -110,8 +110,14 @@ const MAX_POLL_MS = 100;
  * none). PRPC's own client reads once a second.
  */
 const PRPC_SERVER_POLL_MS = 250;
-/** The first field of a native request: PRPC's class, for jsonpickle on a PRPC server. */
-const PRPC_CLASS_FIELD = '{"py/object":"prpc.prpcmessage.PRPCMessage",';
+/**
+ * The first fields of a native request: PRPC's class, for jsonpickle on a PRPC
+ * server, and the result fields its `PRPCMessage` methods read (a PRPC server
+ * logs each message it takes, which reads `date_done_message`: without it, the
+ * worker that took the message dies).
+ */
+const PRPC_CLASS_FIELD =
+  '{"py/object":"prpc.prpcmessage.PRPCMessage","result":null,"exception_info":null,"date_done_message":null,';
 
 /**
  * A connection to a prpc server's queue.

@@ -95,9 +95,10 @@ export function readPickledRequest(fields: Record<string, unknown>): PickledRequ
   }
   const reader = new DataReader();
   const rawArgs = fields.func_args ?? [];
-  const read = reader.read(rawArgs, "func_args");
-  // PRPC's stub generator writes `(x)` for one parameter, which Python reads as x, not a tuple.
-  const args = Array.isArray(read) ? read : [read];
+  const args = reader.read(rawArgs, "func_args");
+  if (!Array.isArray(args)) {
+    throw new PickleRefusal("field func_args must be a tuple or a list");
+  }
   const rawKwargs = fields.func_kwargs ?? {};
   const kwargs = reader.read(rawKwargs, "func_kwargs");
   if (typeof kwargs !== "object" || kwargs === null || Array.isArray(kwargs)) {

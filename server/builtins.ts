@@ -70,8 +70,11 @@ export function runBuiltin(
  * (`None`) and arrays of them as they are; a string as a quoted literal
  * (`"Hello"` is listed as `'"Hello"'`); a default that is not a literal
  * (an expression, an object) as `null`, so a stub called without it sends
- * `None`. Rest parameters are not listed. TypeScript types are gone at run
- * time, so no `annotation` is listed.
+ * `None`. A single parameter without a default is listed first under
+ * `func_kwargs`, without a default: PRPC's generator would pass it as `(x)`,
+ * which is no tuple in Python, and PRPC's client refuses that. Rest
+ * parameters are not listed. TypeScript types are gone at run time, so no
+ * `annotation` is listed.
  *
  * @param registry The server's functions.
  * @returns The list.
@@ -102,6 +105,9 @@ function listParameters(
     if (i < spec.required) func_args.push({ name });
     else func_kwargs.push({ name, default: pythonDefault(defaults?.[i]) });
   }
+  // PRPC's generator passes one positional argument as `(x)`, which is no tuple in Python, and
+  // PRPC's client refuses it: list the parameter first among the keywords, without a default.
+  if (func_args.length === 1) func_kwargs.unshift(...func_args.splice(0, 1));
   return { func_args, func_kwargs };
 }
 

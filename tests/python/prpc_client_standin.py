@@ -50,6 +50,9 @@ sys.modules["prpc.prpcmessage"] = module
 
 
 def call(connection, queue, func_name, args=(), kwargs=None, timeout=10.0):
+    # As PRPC's client: its message validates func_args as a list or tuple before sending.
+    if not isinstance(args, (list, tuple)):
+        raise AssertionError(f"{func_name}: PRPC's client refuses func_args {args!r}")
     message = PRPCMessage(func_name, args, kwargs or {})
     connection.xadd(f"prpc_{queue}", {"message": jsonpickle.dumps(message)})
     key = f"prpc_feedback_{queue}_{message.message_id}"

@@ -42,6 +42,9 @@ class PRPCMessage:
         self.exception_info = None
         self.date_done_message = None
 
+    def is_message_done(self):
+        return self.date_done_message is not None
+
 
 package = types.ModuleType("prpc")
 module = types.ModuleType("prpc.prpcmessage")
@@ -122,6 +125,9 @@ def serve(connection, queue, heartbeat_sec, recover_sec, stopped):
                 message = jsonpickle.loads(text)
                 if not isinstance(message, PRPCMessage):
                     raise TypeError("not a PRPCMessage")
+                # PRPC's worker logs the message it took, and its __str__ asks is_message_done():
+                # a message without date_done_message kills that worker there.
+                message.is_message_done()
             else:
                 data = json.loads(text)
                 message = PRPCMessage(data["func_name"], data.get("func_args") or [],
