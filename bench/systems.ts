@@ -63,21 +63,26 @@ function prpc(worker: string, transport: "redis" | "amqp" | "kafka", label: stri
   };
 }
 
-/** A peer on Node.js: `bench/peers/{name}_server.mjs` and `..._client.mjs`. */
+/**
+ * A peer on Node.js: `bench/peers/{name}_server.mjs` and `..._client.mjs`
+ * (a `-kafka` name runs the same programs on Kafka).
+ */
 function peer(
   node: string,
   name: string,
   description: string,
   delivery: System["delivery"],
+  transport: "redis" | "kafka" = "redis",
 ): System {
+  const program = name.replace(/-kafka$/, "");
   return {
     name,
     description,
     delivery,
-    transport: "redis",
-    server: [node, `bench/peers/${name}_server.mjs`],
-    client: [node, `bench/peers/${name}_client.mjs`],
-    env: {},
+    transport,
+    server: [node, `bench/peers/${program}_server.mjs`],
+    client: [node, `bench/peers/${program}_client.mjs`],
+    env: transport === "kafka" ? { BENCH_TRANSPORTER: "kafka" } : {},
   };
 }
 
@@ -134,6 +139,13 @@ export function allSystems(node: string): System[] {
       "moleculer",
       "Moleculer on Node.js with its Redis transporter (pub/sub)",
       "at-most-once",
+    ),
+    peer(
+      node,
+      "moleculer-kafka",
+      "Moleculer on Node.js with its Kafka transporter (`@platformatic/kafka`)",
+      "at-most-once",
+      "kafka",
     ),
   ];
 }

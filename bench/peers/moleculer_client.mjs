@@ -1,18 +1,19 @@
 /**
- * Moleculer client of the round-trip benchmark: a broker on the Redis
- * transporter, namespace BENCH_QUEUE, calling `bench.add` on the server's
+ * Moleculer client of the round-trip benchmark: a broker on the Redis (or
+ * Kafka, see ./moleculer_transporter.mjs) transporter, namespace BENCH_QUEUE, calling `bench.add` on the server's
  * broker. See ./participant.mjs.
  *
  * @module
  */
 
 import { ServiceBroker } from "moleculer";
+import { transporter } from "./moleculer_transporter.mjs";
 import { env, runClient } from "./participant.mjs";
 
 const broker = new ServiceBroker({
   nodeID: `bench-client-${process.pid}`,
   namespace: env("BENCH_QUEUE"),
-  transporter: { type: "Redis", options: env("BENCH_REDIS_URL") },
+  transporter: transporter(),
   serializer: "JSON",
   logLevel: "warn",
   requestTimeout: 0, // no timeout (Moleculer's default, stated)

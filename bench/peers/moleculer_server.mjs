@@ -1,18 +1,19 @@
 /**
- * Moleculer server of the round-trip benchmark: a broker on the Redis
- * transporter, namespace BENCH_QUEUE, with a service `bench` whose action `add`
+ * Moleculer server of the round-trip benchmark: a broker on the Redis (or
+ * Kafka, see ./moleculer_transporter.mjs) transporter, namespace BENCH_QUEUE, with a service `bench` whose action `add`
  * returns a + b. See ./participant.mjs.
  *
  * @module
  */
 
 import { ServiceBroker } from "moleculer";
+import { transporter } from "./moleculer_transporter.mjs";
 import { env, serveUntilTerminated } from "./participant.mjs";
 
 const broker = new ServiceBroker({
   nodeID: `bench-server-${process.pid}`,
   namespace: env("BENCH_QUEUE"),
-  transporter: { type: "Redis", options: env("BENCH_REDIS_URL") },
+  transporter: transporter(),
   serializer: "JSON",
   logLevel: "warn",
   // SIGTERM is handled by serveUntilTerminated, as the contract says.
