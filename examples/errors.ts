@@ -6,9 +6,9 @@
 import {
   AppServer,
   ArgumentError,
-  consoleLogger,
   CallTimeoutError,
   Client,
+  consoleLogger,
   RemoteError,
   UnknownFunctionError,
 } from "@prpc/prpc";

@@ -5,7 +5,7 @@
  * nothing is lost. (A server started with `handleSignals` on, the default,
  * does this on Ctrl+C or SIGTERM.)
  */
-import { AppServer, consoleLogger, Client } from "@prpc/prpc";
+import { AppServer, Client, consoleLogger } from "@prpc/prpc";
 
 function server(name: string): AppServer {
   const logger = consoleLogger("warn");

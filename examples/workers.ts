@@ -6,7 +6,7 @@
  * code that must be isolated (it may crash or loop) in a Deno subprocess with
  * the permissions given here, never more than the server's own.
  */
-import { AppServer, consoleLogger, Client, WorkerTimeoutError } from "@prpc/prpc";
+import { AppServer, Client, consoleLogger, WorkerTimeoutError } from "@prpc/prpc";
 
 export function fib(n: number): number {
   return n < 2 ? n : fib(n - 1) + fib(n - 2);
