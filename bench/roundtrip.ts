@@ -26,8 +26,10 @@
 
 import { Redis } from "ioredis";
 import { RedisTestServer } from "../tests/support/redis_server.ts";
+import { chartSeries, renderChart } from "./chart.ts";
 import { FLAT_IN_FLIGHT, runFlat } from "./flat.ts";
 import { type Environment, renderReport, type SystemRuns, writeReport } from "./report.ts";
+import { Progress } from "./progress.ts";
 import { type LevelReading, runSystem } from "./run_system.ts";
 import { allSystems, type System } from "./systems.ts";
 
@@ -98,7 +100,11 @@ const redis = new Redis(redisUrl, { lazyConnect: true });
 await redis.connect();
 
 const skipped = new Map<string, string>();
-const peersProblem = await peersReady();
+// Only a run that includes a peer installs them.
+const needsPeers = allSystems("node").some((system) =>
+  (only === undefined || only.includes(system.name)) && system.server?.[0] === "node"
+);
+const peersProblem = needsPeers ? await peersReady() : null;
 const systems: System[] = [];
 for (const system of allSystems("node")) {
   if (only !== undefined && !only.includes(system.name)) continue;
@@ -125,12 +131,14 @@ const baseEnv: Record<string, string> = {
 
 const runs = new Map<string, LevelReading[][]>(systems.map((s) => [s.name, []]));
 const failures = new Map<string, string>();
+const progress = new Progress(systems.length * reps * levels.length);
 for (let rep = 0; rep < reps; rep++) {
   // Turns rotate, so no system always runs right after the same one.
   const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);
   for (const system of order) {
     if (failures.has(system.name)) continue;
-    console.error(`== ${system.name}, run ${rep + 1} of ${reps}`);
+    progress.log(`== ${system.name}, run ${rep + 1} of ${reps}`);
+    let levelsDone = 0;
     try {
       const readings = await runSystem(system, {
         levels,
@@ -139,9 +147,25 @@ for (let rep = 0; rep < reps; rep++) {
         redis: system.transport === "redis" ? redis : undefined,
         cwd: root,
         levelTimeoutMs: 600_000,
+        onLevel: (index, phase) => {
+          const level = levels[index]!;
+          if (phase === "done") {
+            levelsDone++;
+            progress.stepDone();
+            return;
+          }
+          progress.show({
+            system: system.name,
+            run: rep + 1,
+            runs: reps,
+            inFlight: level.inFlight,
+            calls: phase === "measuring" ? level.calls : warmup,
+            phase,
+          });
+        },
       });
       runs.get(system.name)!.push(readings);
-      console.error(
+      progress.log(
         readings.map((r) =>
           `   ${r.inFlight} in flight: ${Math.round(r.calls / r.seconds)} calls/s, p50 ${
             r.p50Ms.toFixed(3)
@@ -154,7 +178,9 @@ for (let rep = 0; rep < reps; rep++) {
       );
     } catch (err) {
       failures.set(system.name, err instanceof Error ? err.message : String(err));
-      console.error(`   failed: ${failures.get(system.name)}`);
+      // The steps of the levels it will not run count as done.
+      for (let i = levelsDone; i < levels.length * (reps - rep); i++) progress.stepDone();
+      progress.log(`   failed: ${failures.get(system.name)}`);
     }
     if (ownRedis !== undefined) await redis.flushall();
   }
@@ -188,7 +214,14 @@ const systemRuns: SystemRuns[] = allSystems("node").map((system) => ({
 })).filter((entry) => only === undefined || only.includes(entry.system.name));
 const report = renderReport(environment, levels, systemRuns, flat);
 console.log(report);
-if (!Deno.args.includes("--no-write")) await writeReport(`${root}bench/RESULTS.md`, report);
+if (!Deno.args.includes("--no-write")) {
+  await writeReport(`${root}bench/RESULTS.md`, report);
+  const chart = renderChart(
+    chartSeries(levels, systemRuns),
+    `${environment.command}, ${environment.date.slice(0, 16).replace("T", " ")} UTC`,
+  );
+  await Deno.writeTextFile(`${root}bench/results.svg`, chart);
+}
 
 redis.disconnect();
 await ownRedis?.stop();

@@ -51,6 +51,8 @@ export interface RunOptions {
   cwd: string;
   /** The longest a level may take. */
   levelTimeoutMs: number;
+  /** Told when a level starts its warm-up and its measurement, and when it is done. */
+  onLevel?: (index: number, phase: "warming up" | "measuring" | "done") => void;
 }
 
 /** Waits for a line from a program, or fails after a time limit. */
@@ -168,7 +170,9 @@ export async function runSystem(system: System, options: RunOptions): Promise<Le
     const label = `${system.name} client`;
     for (const [index, level] of options.levels.entries()) {
       if (index > 0) await say("NEXT");
+      options.onLevel?.(index, "warming up");
       await nextLine(lines, label, options.levelTimeoutMs, (l) => l === "WARM");
+      options.onLevel?.(index, "measuring");
       if (options.redis !== undefined) await options.redis.config("RESETSTAT");
       resetPeaks(client.pid);
       if (server !== undefined) resetPeaks(server.pid);
@@ -209,6 +213,7 @@ export async function runSystem(system: System, options: RunOptions): Promise<Le
         serverRss: serverMemory?.rss ?? null,
         clientRss: clientMemory?.rss ?? null,
       });
+      options.onLevel?.(index, "done");
     }
     await writer.close();
     const status = await client.status;
