@@ -6,7 +6,10 @@
  * and Moleculer, at several numbers of calls in flight, server and client in
  * separate processes, on one Redis. Each system runs several times, in turns,
  * and the report takes the median. It writes `bench/RESULTS.md` (between its
- * markers, keeping the rest of the file) and prints the same tables.
+ * markers, keeping the rest of the file) and `bench/results.svg` (calls/s
+ * against calls in flight, one line per system), and prints the same tables.
+ * While it runs, it shows on standard error which system, run and level it
+ * measures and how far along it is.
  *
  * Options:
  * - `--reps N` repetitions (default 3)
@@ -16,6 +19,7 @@
  * - `--flat-rounds N` rounds of the memory run with 10,000 calls in flight (default 20)
  * - `--no-flat` skip the memory run
  * - `--no-write` print only
+ * - `--chart-only` write `bench/results.svg` but leave `bench/RESULTS.md` as it is
  *
  * Environment: `PRPC_BENCH_REDIS_URL` (default: a `redis-server` of its own on
  * a free port), `PRPC_BENCH_AMQP_URL` (default `amqp://guest:guest@127.0.0.1:5672`),
@@ -215,7 +219,7 @@ const systemRuns: SystemRuns[] = allSystems("node").map((system) => ({
 const report = renderReport(environment, levels, systemRuns, flat);
 console.log(report);
 if (!Deno.args.includes("--no-write")) {
-  await writeReport(`${root}bench/RESULTS.md`, report);
+  if (!Deno.args.includes("--chart-only")) await writeReport(`${root}bench/RESULTS.md`, report);
   const chart = renderChart(
     chartSeries(levels, systemRuns),
     `${environment.command}, ${environment.date.slice(0, 16).replace("T", " ")} UTC`,

@@ -15,7 +15,7 @@
  * @example Server and client on the memory broker
  * ```ts
  * import assert from "node:assert/strict";
- * import { AppServer, Client } from "../mod.ts";
+ * import { AppServer, Client } from "@prpc/prpc";
  * const app = new AppServer({ broker: "memory", queue: "doc_memory" });
  * app.register("add", (a: number, b: number) => a + b);
  * await app.start();

@@ -125,7 +125,7 @@ const PRPC_CLASS_FIELD =
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { AppServer, Client } from "../mod.ts";
+ * import { AppServer, Client } from "@prpc/prpc";
  *
  * const app = new AppServer({ queue: "doc_client", handleSignals: false });
  * app.register("summ", (a: number, b: number, z = 0.5) => a + b + z);

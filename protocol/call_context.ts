@@ -38,7 +38,7 @@ const storage = new AsyncLocalStorage<CallContext>();
  *
  * @example Stopping work when the worker timeout fires
  * ```ts ignore
- * import { callContext } from "jsr:@prpc/prpc";
+ * import { callContext } from "@prpc/prpc";
  * export async function crawl(url: string) {
  *   const { signal } = callContext();
  *   const response = await fetch(url, { signal });

@@ -27,7 +27,7 @@ export interface PrpcErrorOptions {
  *
  * @example Telling prpc failures apart
  * ```ts
- * import { PrpcError } from "./errors.ts";
+ * import { PrpcError } from "@prpc/prpc";
  * try {
  *   throw new PrpcError("example");
  * } catch (err) {
@@ -77,7 +77,7 @@ export interface RemoteErrorOptions extends PrpcErrorOptions {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { RemoteError } from "./errors.ts";
+ * import { RemoteError } from "@prpc/prpc";
  * const err = new RemoteError("TypeError", "bad thing");
  * assert.ok(err.message.includes("bad thing"));
  * assert.equal(err.remoteName, "TypeError");

@@ -121,7 +121,7 @@ const SETTLE_WAIT_MS = 2_000;
  *
  * @example
  * ```ts
- * import { AppServer } from "../mod.ts";
+ * import { AppServer } from "@prpc/prpc";
  *
  * export function summ(a: number, b: number, z = 0.5): number {
  *   return a + b + z;
@@ -300,6 +300,8 @@ export class AppServer {
    *
    * @example Every export of a module, in a pool of Web Workers
    * ```ts ignore
+   * import { AppServer } from "@prpc/prpc";
+   *
    * const app = new AppServer({ queue: "math" });
    * await app.registerModule(new URL("./math.ts", import.meta.url), { worker: "thread" });
    * ```
