@@ -92,8 +92,13 @@ Deno.test("bench chart: one series per system with readings, medians of the runs
     systems[1]!.name,
   ]);
   assert(svg.includes("deno task bench &lt;test&gt; &amp; more"), "the title is escaped");
-  // The highest point reaches the top gridline's value: the y axis ends at 5,000.
-  assert(svg.includes(">5,000</text>"), "a 1-2-5 ceiling of the highest rate");
+  // Whole decades from below the lowest rate (50) to above the highest (5,000).
+  assertEquals([...svg.matchAll(/text-anchor="end">([\d,]+)<\/text>/g)].map((m) => m[1]), [
+    "10",
+    "100",
+    "1,000",
+    "10,000",
+  ]);
 });
 
 Deno.test("bench progress: a line per level on a pipe, with step, share done, system, run and level", () => {
