@@ -159,6 +159,8 @@ export interface UnpushedResultsOptions {
   logger: Logger;
   /** How often the keys are read; a call is read once it has waited at least this long. */
   intervalMs: number;
+  /** The most keys one read asks for; more calls waiting are read in turns. Default 1,000. */
+  maxPerRead?: number;
 }
 
 /**
@@ -172,6 +174,8 @@ export class UnpushedResults {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** The calls waiting at the previous tick. */
   #previous = new Set<string>();
+  /** Where the next read starts among the old calls, when they are more than one read takes. */
+  #offset = 0;
   #closed = false;
 
   /**
@@ -198,8 +202,19 @@ export class UnpushedResults {
 
   async #tick(): Promise<void> {
     const waiting = this.#options.waiting();
-    const old = waiting.filter((id) => this.#previous.has(id));
+    let old = waiting.filter((id) => this.#previous.has(id));
     this.#previous = new Set(waiting);
+    const most = this.#options.maxPerRead ?? 1_000;
+    if (old.length > most) {
+      // Thousands of slow calls: one bounded read per tick, in turns, not one huge MGET.
+      if (this.#offset >= old.length) this.#offset = 0;
+      const start = this.#offset;
+      old = [
+        ...old.slice(start, start + most),
+        ...old.slice(0, Math.max(0, start + most - old.length)),
+      ];
+      this.#offset = start + most;
+    }
     if (old.length > 0) {
       try {
         const bodies = await this.#options.read(old);
