@@ -65,16 +65,16 @@ function prpc(worker: string, transport: "redis" | "amqp" | "kafka", label: stri
 
 /**
  * A peer on Node.js: `bench/peers/{name}_server.mjs` and `..._client.mjs`
- * (a `-kafka` name runs the same programs on Kafka).
+ * (a `-kafka` or `-amqp` name runs the same programs on Kafka or RabbitMQ).
  */
 function peer(
   node: string,
   name: string,
   description: string,
   delivery: System["delivery"],
-  transport: "redis" | "kafka" = "redis",
+  transport: "redis" | "kafka" | "amqp" = "redis",
 ): System {
-  const program = name.replace(/-kafka$/, "");
+  const program = name.replace(/-(kafka|amqp)$/, "");
   return {
     name,
     description,
@@ -82,7 +82,7 @@ function peer(
     transport,
     server: [node, `bench/peers/${program}_server.mjs`],
     client: [node, `bench/peers/${program}_client.mjs`],
-    env: transport === "kafka" ? { BENCH_TRANSPORTER: "kafka" } : {},
+    env: transport === "redis" ? {} : { BENCH_TRANSPORTER: transport },
   };
 }
 
@@ -119,6 +119,17 @@ export function allSystems(node: string): System[] {
       env: {},
     },
     {
+      name: "floor-amqplib",
+      description:
+        "the same round trip written directly with amqplib: durable queues, persistent " +
+        "messages, publisher confirms, the request acknowledged after its result is confirmed",
+      delivery: "at-least-once",
+      transport: "amqp",
+      server: [...DENO, "bench/systems/floor_amqp_server.ts"],
+      client: [...DENO, "bench/systems/floor_amqp_client.ts"],
+      env: {},
+    },
+    {
       name: "floor-kafkajs",
       description: "the same round trip written directly with kafkajs: acks -1 both ways, " +
         "results of a batch in one send, offsets committed after the results",
@@ -139,6 +150,13 @@ export function allSystems(node: string): System[] {
       "moleculer",
       "Moleculer on Node.js with its Redis transporter (pub/sub)",
       "at-most-once",
+    ),
+    peer(
+      node,
+      "moleculer-amqp",
+      "Moleculer on Node.js with its AMQP transporter (`amqplib`)",
+      "at-most-once",
+      "amqp",
     ),
     peer(
       node,
