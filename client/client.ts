@@ -36,6 +36,7 @@ import {
   PayloadTooLargeError,
   ProtocolError,
   PrpcError,
+  SerializationError,
 } from "../protocol/errors.ts";
 import { consoleLogger, type Logger } from "../protocol/logger.ts";
 import { type Timeout, timeouts } from "../protocol/timeouts.ts";
@@ -439,7 +440,20 @@ export class Client {
     let body = JSON.stringify(request);
     // A PRPC server on the queue reads native requests with jsonpickle: as a PRPCMessage, it runs
     // them (a prpc server sees `prpc` and reads them as plain JSON).
-    if (this.#inbox !== undefined && this.#prpcReadable) body = PRPC_CLASS_FIELD + body.slice(1);
+    if (this.#inbox !== undefined && this.#prpcReadable) {
+      // There, a `py/` key in an argument is a jsonpickle tag, and some tags run code.
+      if (body.includes('"py/')) {
+        const tagged = taggedKeyPath(args, kwargs);
+        if (tagged !== undefined) {
+          throw new SerializationError(
+            `${funcName}() argument ${tagged} has a key that starts with "py/": a PRPC server on ` +
+              `the queue would read it as a jsonpickle tag, and some tags run code there`,
+            ids,
+          );
+        }
+      }
+      body = PRPC_CLASS_FIELD + body.slice(1);
+    }
     const oversize = sizeOverLimit(body, this.#maxMessageBytes);
     if (oversize !== null) {
       throw new PayloadTooLargeError(
@@ -533,6 +547,36 @@ export class Client {
       }
     }
   }
+}
+
+/**
+ * The path of the first object key starting with `py/` in the arguments
+ * (e.g. `args[0].items[2]["py/reduce"]`), or `undefined`. Walks without
+ * recursion; the arguments were checked for depth and cycles before.
+ */
+function taggedKeyPath(args: unknown[], kwargs: Record<string, unknown>): string | undefined {
+  const stack: [unknown, string][] = [[args, "args"], [kwargs, "kwargs"]];
+  while (stack.length > 0) {
+    const [value, path] = stack.pop()!;
+    if (typeof value !== "object" || value === null) continue;
+    if (Array.isArray(value)) {
+      value.forEach((item, i) => stack.push([item, `${path}[${i}]`]));
+      continue;
+    }
+    const plain = typeof (value as { toJSON?: unknown }).toJSON === "function"
+      ? JSON.parse(JSON.stringify(value))
+      : value;
+    if (typeof plain !== "object" || plain === null) continue;
+    if (Array.isArray(plain)) {
+      stack.push([plain, path]);
+      continue;
+    }
+    for (const [key, item] of Object.entries(plain as Record<string, unknown>)) {
+      if (key.startsWith("py/")) return `${path}[${JSON.stringify(key)}]`;
+      stack.push([item, path === "kwargs" ? `kwargs.${key}` : `${path}.${key}`]);
+    }
+  }
+  return undefined;
 }
 
 function errorText(err: unknown): string {

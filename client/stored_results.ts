@@ -23,6 +23,8 @@ export interface StoredResultsOptions {
   logger: Logger;
   /** Longest pause between two reads. */
   maxPauseMs: number;
+  /** The most keys one read asks for; more calls are read in turns. Default 1,000. */
+  maxPerRead?: number;
 }
 
 /**
@@ -42,6 +44,8 @@ export class StoredResults {
   /** The pause before the next read: 1 ms after a call was sent, doubling. */
   #pauseMs = 0;
   #closed = false;
+  /** Where the next read starts, when more calls wait than one read takes. */
+  readonly #turns = { offset: 0 };
 
   /**
    * A reader.
@@ -100,7 +104,11 @@ export class StoredResults {
   async #read(): Promise<void> {
     this.#cancel = undefined;
     const maxPauseMs = this.#options.maxPauseMs;
-    const messageIds = this.#watched.keys();
+    const messageIds = inTurns(
+      this.#watched.keys(),
+      this.#options.maxPerRead ?? 1_000,
+      this.#turns,
+    );
     if (this.#closed) return;
     let pauseMs = maxPauseMs;
     if (messageIds.length > 0) {
@@ -175,7 +183,7 @@ export class UnpushedResults {
   /** The calls waiting at the previous tick. */
   #previous = new Set<string>();
   /** Where the next read starts among the old calls, when they are more than one read takes. */
-  #offset = 0;
+  readonly #turns = { offset: 0 };
   #closed = false;
 
   /**
@@ -202,19 +210,13 @@ export class UnpushedResults {
 
   async #tick(): Promise<void> {
     const waiting = this.#options.waiting();
-    let old = waiting.filter((id) => this.#previous.has(id));
+    // Thousands of slow calls: one bounded read per tick, in turns, not one huge MGET.
+    const old = inTurns(
+      waiting.filter((id) => this.#previous.has(id)),
+      this.#options.maxPerRead ?? 1_000,
+      this.#turns,
+    );
     this.#previous = new Set(waiting);
-    const most = this.#options.maxPerRead ?? 1_000;
-    if (old.length > most) {
-      // Thousands of slow calls: one bounded read per tick, in turns, not one huge MGET.
-      if (this.#offset >= old.length) this.#offset = 0;
-      const start = this.#offset;
-      old = [
-        ...old.slice(start, start + most),
-        ...old.slice(0, Math.max(0, start + most - old.length)),
-      ];
-      this.#offset = start + most;
-    }
     if (old.length > 0) {
       try {
         const bodies = await this.#options.read(old);
@@ -234,4 +236,19 @@ export class UnpushedResults {
     if (this.#options.waiting().length > 0) this.kick();
     else this.#previous.clear();
   }
+}
+
+/**
+ * At most `most` of `ids`, starting where the previous turn ended and wrapping
+ * round, so that every id is read within a few turns.
+ */
+function inTurns(ids: string[], most: number, turns: { offset: number }): string[] {
+  if (ids.length <= most) return ids;
+  if (turns.offset >= ids.length) turns.offset = 0;
+  const start = turns.offset;
+  turns.offset = start + most;
+  return [
+    ...ids.slice(start, start + most),
+    ...ids.slice(0, Math.max(0, start + most - ids.length)),
+  ];
 }

@@ -23,11 +23,11 @@ export const PRPC_MESSAGE_CLASS = "prpc.prpcmessage.PRPCMessage";
 
 /** What a result in jsonpickle repeats of its request, as the request had it. */
 export interface PickledEcho {
-  /** `func_args` of the request, as JSON data (a `py/tuple` stays one). */
+  /** `func_args` of the request, rebuilt from the values read (a `py/tuple` stays one). */
   readonly funcArgs: unknown;
-  /** `func_kwargs` of the request, as JSON data. */
+  /** `func_kwargs` of the request, rebuilt from the values read. */
   readonly funcKwargs: unknown;
-  /** `date_create_message` of the request, as JSON data (a pickled datetime, or `null`). */
+  /** `date_create_message` of the request, rebuilt (a pickled datetime), or `null`. */
   readonly dateCreateMessage: unknown;
 }
 
@@ -109,13 +109,20 @@ export function readPickledRequest(fields: Record<string, unknown>): PickledRequ
   if (date !== undefined && typeof date !== "string") {
     throw new PickleRefusal("field date_create_message must be a datetime");
   }
+  // What the result repeats is rebuilt from what was checked, never copied from the request:
+  // a Python caller's jsonpickle restores every tag of it.
+  const echo = new DataReader(true);
   return {
     funcName: fields.func_name,
     args,
     kwargs: kwargs as Record<string, unknown>,
     messageId,
     dateCreateMessage: date,
-    echo: { funcArgs: rawArgs, funcKwargs: rawKwargs, dateCreateMessage: rawDate },
+    echo: {
+      funcArgs: echo.read(rawArgs, "func_args"),
+      funcKwargs: echo.read(rawKwargs, "func_kwargs"),
+      dateCreateMessage: rawDate === null ? null : echo.read(rawDate, "date_create_message"),
+    },
   };
 }
 
@@ -147,13 +154,28 @@ function readUuid(value: unknown, where: string): string {
   throw new PickleRefusal(`field ${where} must be a uuid.UUID`);
 }
 
+/** A timezone read: its offset in seconds, and its jsonpickle form rebuilt from what was read. */
+interface Timezone {
+  offset: number;
+  pickled: unknown;
+}
+
 /**
  * Reads jsonpickle data into plain values: tuples become arrays, datetimes ISO
  * 8601 strings, UUIDs their canonical strings. Remembers the timezones it read,
  * so that a later datetime may refer back to one by `py/id` when all are the same.
+ *
+ * With `echo`, it returns instead the jsonpickle form of the same data, rebuilt
+ * from the values it checked (never a part of the input as it came): what a
+ * result may repeat to a Python caller, whose jsonpickle restores every tag.
  */
 class DataReader {
-  #offsets = new Set<number>();
+  readonly #echo: boolean;
+  #timezones = new Map<number, Timezone>();
+
+  constructor(echo = false) {
+    this.#echo = echo;
+  }
 
   read(value: unknown, path: string): unknown {
     if (value === null || typeof value !== "object") return value;
@@ -173,9 +195,13 @@ class DataReader {
     }
     const fields = value as Record<string, unknown>;
     if (tag === "py/tuple" && Object.keys(fields).length === 1 && Array.isArray(fields[tag])) {
-      return (fields[tag] as unknown[]).map((item, i) => this.read(item, `${path}[${i}]`));
+      const items = (fields[tag] as unknown[]).map((item, i) => this.read(item, `${path}[${i}]`));
+      return this.#echo ? { "py/tuple": items } : items;
     }
-    if (tag === "py/object" && fields[tag] === "uuid.UUID") return readUuid(value, path);
+    if (tag === "py/object" && fields[tag] === "uuid.UUID") {
+      const uuid = readUuid(value, path);
+      return this.#echo ? { "py/object": "uuid.UUID", hex: uuid.replaceAll("-", "") } : uuid;
+    }
     if (tag === "py/object" && fields[tag] === "datetime.datetime") {
       return this.#datetime(fields, path);
     }
@@ -192,7 +218,7 @@ class DataReader {
   }
 
   /** A `datetime.datetime` as jsonpickle writes it: `__reduce__` with base64 state and a timezone. */
-  #datetime(fields: Record<string, unknown>, path: string): string {
+  #datetime(fields: Record<string, unknown>, path: string): unknown {
     const reduce = fields.__reduce__;
     const bad = () =>
       new PickleRefusal(`${path} is not a datetime.datetime of the shape jsonpickle writes`);
@@ -209,7 +235,8 @@ class DataReader {
       throw bad();
     }
     if (bytes.length !== 10) throw bad();
-    const offsetSec = state.length === 2 ? this.#timezone(state[1], path) : null;
+    const timezone = state.length === 2 ? this.#timezone(state[1], path) : null;
+    const offsetSec = timezone?.offset ?? null;
     const at = (i: number) => bytes[i] ?? 0; // all ten are there
     const year = (at(0) << 8) | at(1);
     const month = at(2) & 0x7f; // the top bit is `fold`
@@ -221,6 +248,16 @@ class DataReader {
     ) {
       throw bad();
     }
+    if (this.#echo) {
+      const pickledState = btoa(String.fromCharCode(...bytes));
+      return {
+        "py/object": "datetime.datetime",
+        "__reduce__": [
+          { "py/type": "datetime.datetime" },
+          timezone === null ? [pickledState] : [pickledState, timezone.pickled],
+        ],
+      };
+    }
     const pad = (n: number, width = 2) => String(n).padStart(width, "0");
     const text = `${pad(year, 4)}-${pad(month)}-${pad(day)}T${pad(hour)}:${pad(minute)}:${
       pad(second)
@@ -229,15 +266,20 @@ class DataReader {
   }
 
   /** A `datetime.timezone` of a fixed offset, or a reference back to the one timezone read so far. */
-  #timezone(value: unknown, path: string): number {
+  #timezone(value: unknown, path: string): Timezone {
     const bad = () => new PickleRefusal(`${path} has a timezone prpc cannot read`);
     if (isObject(value) && Object.keys(value).length === 1 && typeof value["py/id"] === "number") {
       // jsonpickle writes a timezone once and refers back to it: unambiguous only when every
       // timezone read so far is the same.
-      if (this.#offsets.size !== 1) throw bad();
-      return [...this.#offsets][0] ?? 0;
+      const [only, ...more] = this.#timezones.values();
+      if (only === undefined || more.length > 0) throw bad();
+      return only;
     }
-    if (!isObject(value) || Object.keys(value).length !== 1 || !Array.isArray(value["py/reduce"])) {
+    // Exactly [callable, args]: jsonpickle restores every item of a py/reduce, whatever it is.
+    if (
+      !isObject(value) || Object.keys(value).length !== 1 || !Array.isArray(value["py/reduce"]) ||
+      value["py/reduce"].length !== 2
+    ) {
       throw bad();
     }
     const [type, args] = value["py/reduce"] as unknown[];
@@ -250,7 +292,10 @@ class DataReader {
       throw bad();
     }
     const delta = tuple[0];
-    if (!isObject(delta) || Object.keys(delta).length !== 1 || !Array.isArray(delta["py/reduce"])) {
+    if (
+      !isObject(delta) || Object.keys(delta).length !== 1 || !Array.isArray(delta["py/reduce"]) ||
+      delta["py/reduce"].length !== 2
+    ) {
       throw bad();
     }
     const [deltaType, deltaArgs] = delta["py/reduce"] as unknown[];
@@ -267,8 +312,25 @@ class DataReader {
     const [days = 0, seconds = 0, micros = 0] = parts as number[];
     const offset = days * 86_400 + seconds + micros / 1e6;
     if (Math.abs(offset) >= 86_400) throw bad();
-    this.#offsets.add(offset);
-    return offset;
+    const name = tuple.length === 2 ? [tuple[1] as string] : [];
+    const timezone: Timezone = {
+      offset,
+      pickled: {
+        "py/reduce": [{ "py/type": "datetime.timezone" }, {
+          "py/tuple": [
+            {
+              "py/reduce": [{ "py/type": "datetime.timedelta" }, {
+                "py/tuple": [days, seconds, micros],
+              }],
+            },
+            ...name,
+          ],
+        }],
+      },
+    };
+    // One entry per distinct timezone (offset and name), for references back to it.
+    this.#timezones.set(offset, this.#timezones.get(offset) ?? timezone);
+    return timezone;
   }
 }
 

@@ -119,6 +119,16 @@ Deno.test("jsonpickle: every tag outside the whitelist is refused with where and
       /timezone/,
     ],
     [datetime("not base64!"), /datetime/],
+    // jsonpickle restores every item of a py/reduce: a third one would run when echoed back.
+    [
+      datetime("B+oMBQsmJA6qig==", {
+        "py/reduce": [
+          ...(UTC["py/reduce"] as unknown[]),
+          { "py/reduce": [{ "py/function": "os.system" }, { "py/tuple": ["id"] }] },
+        ],
+      }),
+      /timezone/,
+    ],
     [{ "py/object": "uuid.UUID", hex: "xyz" }, /uuid/],
   ];
   for (const [arg, reason] of refused) {
@@ -242,4 +252,23 @@ Deno.test("parseResult: the results PRPC's server stored in the capture are read
   const refused = parseResult(JSON.stringify(hostile));
   assert(!refused.ok && /py\/reduce/.test(refused.reason), JSON.stringify(refused));
   assertEquals(refused.messageId, calls[0]!.messageId);
+});
+
+Deno.test("jsonpickle: what a result repeats is rebuilt from the values read, references resolved", () => {
+  const named = {
+    "py/reduce": [{ "py/type": "datetime.timezone" }, {
+      "py/tuple": [
+        { "py/reduce": [{ "py/type": "datetime.timedelta" }, { "py/tuple": [0, 7200, 0] }] },
+        "EET",
+      ],
+    }],
+  };
+  const read = readPickledRequest(message({
+    func_args: [datetime("B+oMBQsmJA6qig==", named), { "py/tuple": [1, "x"] }],
+    func_kwargs: { when: datetime("B+oMBQsmJA6qig==", { "py/id": 9 }) },
+  }));
+  assertEquals(read.echo.funcArgs, [datetime("B+oMBQsmJA6qig==", named), { "py/tuple": [1, "x"] }]);
+  // The reference is written out as the timezone it names: the echo holds no py/id.
+  assertEquals(read.echo.funcKwargs, { when: datetime("B+oMBQsmJA6qig==", named) });
+  assertEquals(read.kwargs, { when: "2026-12-05T11:38:36.961162+02:00" });
 });

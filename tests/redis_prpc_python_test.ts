@@ -4,9 +4,9 @@
  * answered in kind; the built-ins `ping` and `get_function_server`; hostile
  * jsonpickle refused without running anything.
  */
-import { AppServer, Client } from "../mod.ts";
+import { AppServer, Client, SerializationError } from "../mod.ts";
 import { pickledUtcDatetime } from "../protocol/jsonpickle.ts";
-import { assert, assertEquals } from "./support/assert.ts";
+import { assert, assertEquals, assertRejects } from "./support/assert.ts";
 import { waitFor } from "./support/async.ts";
 import { RecordingLogger } from "./support/logger.ts";
 import { capturedCalls, registerCapturedFunctions } from "./support/prpc_python.ts";
@@ -219,6 +219,15 @@ Deno.test({
       try {
         const value = await client.call("tagged") as { nested: unknown[] };
         assertEquals(Object.keys(value.nested[0] as object), ["py/reduce"]);
+        // The other way round: a PRPC server on the queue would restore such an argument.
+        await assertRejects(
+          client.call("echo", [{ list: [{ "py/reduce": [] }] }]),
+          SerializationError,
+          'argument args[0].list[0]["py/reduce"] has a key that starts with "py/"',
+        );
+        assertEquals(await client.call("echo", [{ text: '"py/ in a string is fine' }]), {
+          text: '"py/ in a string is fine',
+        });
       } finally {
         await client.close();
       }

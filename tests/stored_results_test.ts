@@ -1,5 +1,5 @@
 /** Reading results nobody pushed (client/stored_results.ts). */
-import { UnpushedResults } from "../client/stored_results.ts";
+import { StoredResults, UnpushedResults } from "../client/stored_results.ts";
 import { consoleLogger } from "../mod.ts";
 import { assertEquals } from "./support/assert.ts";
 import { deferred } from "./support/async.ts";
@@ -61,4 +61,25 @@ Deno.test("UnpushedResults reads thousands of waiting calls in bounded turns", a
   assertEquals(reads[0]![0], "c0");
   assertEquals(reads[1]![0], "c10");
   assertEquals(reads[2], [...waiting.slice(20), ...waiting.slice(0, 5)]);
+});
+
+Deno.test("StoredResults reads many raw calls in bounded turns too", async () => {
+  const reads: string[][] = [];
+  const enough = deferred<void>();
+  const stored = new StoredResults({
+    read: (ids) => {
+      reads.push(ids);
+      if (reads.length === 3) enough.resolve();
+      return Promise.resolve(ids.map(() => null));
+    },
+    found: () => {},
+    logger: consoleLogger("silent"),
+    maxPauseMs: 1,
+    maxPerRead: 10,
+  });
+  for (let i = 0; i < 25; i++) stored.watch(`r${i}`);
+  await enough.promise;
+  stored.close();
+  assertEquals(reads.slice(0, 3).map((ids) => ids.length), [10, 10, 10]);
+  assertEquals(new Set(reads.slice(0, 3).flat()).size, 25, "every call read within three turns");
 });
