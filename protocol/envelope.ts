@@ -251,8 +251,8 @@ function parsePickledRequest(
   try {
     read = readPickledRequest(fields);
   } catch (err) {
-    if (err instanceof PickleRefusal) return refuse(err.message);
-    throw err;
+    // parseRequest never throws: anything unforeseen in the reader is a refusal too.
+    return refuse(err instanceof PickleRefusal ? err.message : `unreadable jsonpickle: ${err}`);
   }
   if (
     read.args.some((arg) => valueNestsDeeper(arg, maxDepth)) ||
@@ -455,8 +455,9 @@ function parsePickledResult(
       },
     };
   } catch (err) {
-    if (!(err instanceof PickleRefusal)) throw err;
-    return { ok: false, reason: `cannot read a jsonpickle result: ${err.message}`, messageId };
+    // parseResult never throws: anything unforeseen in the reader is a refusal too.
+    const why = err instanceof PickleRefusal ? err.message : String(err);
+    return { ok: false, reason: `cannot read a jsonpickle result: ${why}`, messageId };
   }
 }
 
