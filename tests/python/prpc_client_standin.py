@@ -18,35 +18,11 @@ import datetime
 import json
 import sys
 import time
-import types
-import uuid
 
 import jsonpickle
 import redis
 
-
-class PRPCMessage:
-    """The fields PRPC's message carries, under PRPC's class name."""
-
-    def __init__(self, func_name, func_args, func_kwargs):
-        self.func_name = func_name
-        self.func_args = func_args
-        self.func_kwargs = func_kwargs
-        self.message_id = uuid.uuid4()
-        self.date_create_message = datetime.datetime.now(datetime.timezone.utc)
-        self.result = None
-        self.exception_info = None
-        self.date_done_message = None
-
-
-# jsonpickle names the class by its module: make it prpc.prpcmessage.PRPCMessage.
-package = types.ModuleType("prpc")
-module = types.ModuleType("prpc.prpcmessage")
-PRPCMessage.__module__ = "prpc.prpcmessage"
-module.PRPCMessage = PRPCMessage
-package.prpcmessage = module
-sys.modules["prpc"] = package
-sys.modules["prpc.prpcmessage"] = module
+from prpc_message import PRPCMessage
 
 
 def call(connection, queue, func_name, args=(), kwargs=None, timeout=10.0):

@@ -20,39 +20,14 @@ import datetime
 import json
 import sys
 import threading
-import types
 import uuid
 
 import jsonpickle
 import redis
 
+from prpc_message import PRPCMessage
+
 GROUP = "prpc_group_consumers"
-
-
-class PRPCMessage:
-    """The fields PRPC's message carries, under PRPC's class name."""
-
-    def __init__(self, func_name, func_args, func_kwargs, message_id):
-        self.func_name = func_name
-        self.func_args = func_args
-        self.func_kwargs = func_kwargs
-        self.message_id = message_id
-        self.date_create_message = datetime.datetime.now(datetime.timezone.utc)
-        self.result = None
-        self.exception_info = None
-        self.date_done_message = None
-
-    def is_message_done(self):
-        return self.date_done_message is not None
-
-
-package = types.ModuleType("prpc")
-module = types.ModuleType("prpc.prpcmessage")
-PRPCMessage.__module__ = "prpc.prpcmessage"
-module.PRPCMessage = PRPCMessage
-package.prpcmessage = module
-sys.modules["prpc"] = package
-sys.modules["prpc.prpcmessage"] = module
 
 
 def add(a, b):
